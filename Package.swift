@@ -1,0 +1,29 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "Ferrite",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "FerriteHeap", targets: ["FerriteHeap"]),
+        .library(name: "FerriteMedium", targets: ["FerriteMedium"]),
+        .executable(name: "ferrite-bank", targets: ["ferrite-bank"]),
+    ],
+    targets: [
+        // The C shim: cache-line flushes, fences, CPU feature detection, atomics on mapped words.
+        .target(name: "CFerriteShim"),
+        // The persistence medium: how stores become durable (real CPU flushes or a simulation).
+        .target(name: "FerriteMedium", dependencies: ["CFerriteShim"]),
+        // The persistent heap: pools, allocator, transactions, proxies, recovery, verifier.
+        .target(name: "FerriteHeap", dependencies: ["FerriteMedium", "CFerriteShim"]),
+        // Example program: a bank that survives being killed.
+        .executableTarget(name: "ferrite-bank", dependencies: ["FerriteHeap"]),
+        // Child process driven by the real-crash tests.
+        .executableTarget(name: "FerriteCrashWorker", dependencies: ["FerriteHeap"]),
+        .testTarget(
+            name: "FerriteHeapTests",
+            dependencies: ["FerriteHeap", "FerriteMedium", "CFerriteShim", "FerriteCrashWorker"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,33 @@
+/// A fast 64-bit hash for log records and headers: detects torn or stale records.
+/// Not cryptographic. Stable across versions: it is part of the on-disk format.
+@usableFromInline
+enum Checksum {
+    @inline(__always)
+    static func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let product = a.multipliedFullWidth(by: b)
+        return product.high ^ product.low
+    }
+
+    /// Hashes `count` bytes at `bytes`, which must be a multiple of 8, with `seed`.
+    static func hash(_ bytes: UnsafeRawPointer, count: Int, seed: UInt64) -> UInt64 {
+        precondition(count % 8 == 0)
+        var h = seed ^ 0x2D35_8DCC_AA6C_78A5
+        var i = 0
+        while i < count {
+            let word = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            h = mix(h ^ word, 0x8BB8_4B93_962E_ACC9) &+ UInt64(i)
+            i += 8
+        }
+        return mix(h ^ UInt64(count), 0x4B33_A62E_D433_D4A3)
+    }
+
+    /// FNV-1a, 64 bits: stable type ids from type names.
+    static func fnv1a(_ string: String) -> UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in string.utf8 {
+            h ^= UInt64(byte)
+            h = h &* 0x100_0000_01B3
+        }
+        return h
+    }
+}

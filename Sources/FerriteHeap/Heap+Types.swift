@@ -1,0 +1,140 @@
+import CFerriteShim
+
+/// The type registry: Swift types known to this process, and the pool's table of the types its
+/// objects have (so that an object of a type this process does not know can still be named).
+extension Heap {
+    /// Makes `type` known to this heap, so that ``object(at:)`` can re-create its proxies.
+    /// Allocating an object registers its type automatically.
+    ///
+    /// - Throws: ``HeapError/typeIDCollision(id:existing:new:)`` if another type name has the same id.
+    public func register(_ type: any PersistentObject.Type) throws(HeapError) {
+        let id = type.persistentTypeID
+        try typesLock.withLock { () throws(HeapError) in
+            if let existing = swiftTypes[id] {
+                if existing.persistentTypeName != type.persistentTypeName {
+                    throw .typeIDCollision(id: id, existing: existing.persistentTypeName, new: type.persistentTypeName)
+                }
+                return
+            }
+            if let stored = poolTypes[id], !type.persistentTypeName.utf8.starts(with: stored.utf8) {
+                throw .typeIDCollision(id: id, existing: stored, new: type.persistentTypeName)
+            }
+            swiftTypes[id] = type
+        }
+    }
+
+    /// The names of the types recorded in the pool, by type id.
+    public var storedTypes: [UInt64: String] { typesLock.withLock { poolTypes } }
+
+    var typeCount: Int { Int(ferrite_atomic_load_u64(base + PoolLayout.offTypeCount)) }
+
+    func loadPoolTypes() {
+        let table = base + layout.typeTableOffset
+        for i in 0..<min(typeCount, PoolLayout.typeCapacity) {
+            let entry = table + i * PoolLayout.typeEntrySize
+            let id = entry.load(as: UInt64.self)
+            let length = min(Int(entry.load(fromByteOffset: 12, as: UInt16.self)), PoolLayout.typeNameCapacity)
+            let name = String(decoding: UnsafeRawBufferPointer(start: entry + 16, count: length), as: UTF8.self)
+            poolTypes[id] = name
+        }
+    }
+
+    /// Records a type in the pool's type table, durably, the first time an object of it is made.
+    /// The table only grows; the entry is written before the count that makes it visible.
+    func recordPoolType(_ type: any PersistentObject.Type) throws(HeapError) {
+        let id = type.persistentTypeID
+        try typesLock.withLock { () throws(HeapError) in
+            if poolTypes[id] != nil { return }
+            let index = typeCount
+            guard index < PoolLayout.typeCapacity else { throw .tableFull("type table (\(PoolLayout.typeCapacity) types)") }
+            let entry = base + layout.typeTableOffset + index * PoolLayout.typeEntrySize
+            let name = Array(type.persistentTypeName.utf8.prefix(PoolLayout.typeNameCapacity))
+            entry.initializeMemory(as: UInt8.self, repeating: 0, count: PoolLayout.typeEntrySize)
+            entry.storeBytes(of: id, as: UInt64.self)
+            entry.storeBytes(of: UInt32(type.persistentSize), toByteOffset: 8, as: UInt32.self)
+            entry.storeBytes(of: UInt16(name.count), toByteOffset: 12, as: UInt16.self)
+            name.withUnsafeBytes { (entry + 16).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            medium.persist(entry, count: PoolLayout.typeEntrySize)
+            ferrite_atomic_store_u64(base + PoolLayout.offTypeCount, UInt64(index + 1))
+            medium.persist(base + PoolLayout.offTypeCount, count: 8)
+            poolTypes[id] = String(decoding: name, as: UTF8.self)
+        }
+    }
+}
+
+/// Named roots: the entry points from which a program finds its objects after a restart.
+extension Heap {
+    private func rootEntry(_ index: Int) -> UnsafeMutableRawPointer {
+        base + layout.rootTableOffset + index * PoolLayout.rootEntrySize
+    }
+
+    private func rootName(_ index: Int) -> [UInt8] {
+        let entry = rootEntry(index)
+        let length = min(Int(entry.load(fromByteOffset: 8, as: UInt8.self)), PoolLayout.rootNameCapacity)
+        return Array(UnsafeRawBufferPointer(start: entry + 9, count: length))
+    }
+
+    private func findRoot(_ name: [UInt8]) -> Int? {
+        (0..<PoolLayout.rootCapacity).first { rootName($0) == name }
+    }
+
+    private func checkedRootName(_ name: String) throws(HeapError) -> [UInt8] {
+        let bytes = Array(name.utf8)
+        guard !bytes.isEmpty, bytes.count <= PoolLayout.rootNameCapacity else { throw .invalidRootName(name) }
+        return bytes
+    }
+
+    /// The reference stored under root `name`, or nil.
+    public func rootReference(_ name: String) throws(HeapError) -> UInt64? {
+        guard let index = findRoot(try checkedRootName(name)) else { return nil }
+        let reference = rootEntry(index).load(as: UInt64.self)
+        return reference == 0 ? nil : reference
+    }
+
+    /// The object stored under root `name`, or nil if there is none.
+    public func root<T: PersistentObject>(_ name: String, as type: T.Type) throws(HeapError) -> T? {
+        guard let reference = try rootReference(name) else { return nil }
+        return try object(at: reference, as: T.self)
+    }
+
+    /// The names of all roots.
+    public var rootNames: [String] {
+        (0..<PoolLayout.rootCapacity).compactMap { index in
+            let name = rootName(index)
+            return name.isEmpty ? nil : String(decoding: name, as: UTF8.self)
+        }
+    }
+
+    /// Stores `object` under root `name` (nil removes the root), in the current transaction or,
+    /// outside one, in a transaction of its own.
+    public func setRoot(_ name: String, to object: (any PersistentObject)?) throws {
+        let bytes = try checkedRootName(name)
+        try transaction {
+            let context = self.context()
+            if let index = findRoot(bytes) {
+                let entry = rootEntry(index)
+                try context.prepareRawWrite(offset: entry - base, count: PoolLayout.rootEntrySize)
+                if let object {
+                    entry.storeBytes(of: object.reference, as: UInt64.self)
+                } else {
+                    entry.initializeMemory(as: UInt8.self, repeating: 0, count: PoolLayout.rootEntrySize)
+                }
+                return
+            }
+            guard let object else { return }
+            let index: Int = try rootLock.withLock { () throws(HeapError) -> Int in
+                guard let free = (0..<PoolLayout.rootCapacity).first(where: { rootName($0).isEmpty && !reservedRoots.contains($0) }) else {
+                    throw .tableFull("root table (\(PoolLayout.rootCapacity) roots)")
+                }
+                reservedRoots.insert(free)
+                return free
+            }
+            defer { _ = rootLock.withLock { reservedRoots.remove(index) } }
+            let entry = rootEntry(index)
+            try context.prepareRawWrite(offset: entry - base, count: PoolLayout.rootEntrySize)
+            entry.storeBytes(of: object.reference, as: UInt64.self)
+            entry.storeBytes(of: UInt8(bytes.count), toByteOffset: 8, as: UInt8.self)
+            bytes.withUnsafeBytes { (entry + 9).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        }
+    }
+}

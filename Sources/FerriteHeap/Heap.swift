@@ -1,0 +1,364 @@
+import CFerriteShim
+import FerriteMedium
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How a new pool is laid out. Recorded in the pool at creation; ignored when opening an
+/// existing pool.
+public struct HeapOptions: Sendable {
+    /// Bytes the pool file starts with (rounded up to whole chunks).
+    public var initialSize = 16 << 20
+    /// The most the pool may grow to. Address space for it is reserved at open, so the pool grows
+    /// in place and objects never move. Reserving address space costs no memory.
+    public var maximumSize = 64 << 30
+    /// The unit the allocator hands to threads and to large objects (a power of two, ≥ 16 KiB).
+    public var chunkSize = 256 << 10
+    /// How many transactions can log changes at once (further ones wait for a free slot).
+    public var logSlotCount = 32
+    /// The undo log capacity of one transaction, in bytes (a multiple of 4096).
+    public var logSlotSize = 512 << 10
+    /// Create the pool when the file does not exist.
+    public var createIfMissing = true
+
+    public init() {}
+
+    var layout: PoolLayout {
+        PoolLayout(chunkSize: chunkSize, maxChunks: max(1, maximumSize / chunkSize),
+                   logSlotCount: logSlotCount, logSlotSize: logSlotSize)
+    }
+}
+
+/// A persistent heap: a pool file mapped into memory, holding objects that survive crashes.
+///
+/// Open one with ``init(path:options:)``. Objects are proxies (``PersistentObject``) that read
+/// and write their fields in place in the mapped pool. Every change happens inside
+/// ``transaction(_:)``, which is failure-atomic: after a crash, a transaction's writes,
+/// allocations and frees are either all present or all absent.
+///
+/// ## Durability (memory mode)
+/// Changes are made durable with cache-line write-backs and fences. On a DAX file system
+/// (persistent memory, CXL memory), where the pool is mapped with `MAP_SYNC`, a committed
+/// transaction survives power loss. On any other file system (tmpfs, ext4 without DAX) a committed
+/// transaction survives the crash of the process, but not of the machine: ``isDAX`` says which.
+///
+/// ## Isolation
+/// Transactions on different threads run concurrently and must touch disjoint objects; Ferrite
+/// does not detect conflicts. To share objects between threads, use
+/// ``transaction(locking:_:)``, which holds a lock per object for the whole transaction, or your
+/// own locks held around the whole transaction. Reads outside transactions see writes of
+/// in-flight transactions (there is no snapshot isolation).
+public final class Heap: @unchecked Sendable {
+    /// The pool file's path (`<memory>` for heaps made from an image in tests).
+    public let path: String
+    /// The pool's identity, fixed at creation.
+    public let uuid: UUID
+    /// Whether the pool is mapped from a DAX file with MAP_SYNC, so that flushed data survives
+    /// power loss. When false, committed transactions survive process crashes only.
+    public var isDAX: Bool { mapping.isDAX }
+    /// The medium that makes stores durable.
+    public let medium: any PersistenceMedium
+
+    @usableFromInline let base: UnsafeMutableRawPointer
+    let mapping: PoolMapping
+    let layout: PoolLayout
+    let allocator: Allocator
+    /// What recovery did when the pool was opened.
+    public private(set) var recovery = RecoveryReport()
+
+    private var key = pthread_key_t()
+    private let contextsLock = Lock()
+    private var contexts: [TransactionContext] = []
+    private let slotLock = Lock()
+    private var freeSlots: [Int]
+    let typesLock = Lock()
+    var swiftTypes: [UInt64: any PersistentObject.Type] = [:]
+    var poolTypes: [UInt64: String] = [:]
+    let rootLock = Lock()
+    var reservedRoots: Set<Int> = []
+    private let stripes: UnsafeMutablePointer<pthread_mutex_t>
+    static let stripeCount = 1024
+    private var isClosed = false
+
+    /// Segment size for undo snapshots: objects up to this size are logged whole.
+    static let segmentBytes = 256
+
+    /// What opening the pool found and did.
+    public struct RecoveryReport: Sendable {
+        /// Transactions that were in flight at a crash and were rolled back.
+        public var rolledBackTransactions = 0
+        /// Undo records applied to roll them back.
+        public var undoRecords = 0
+        /// Time spent opening the pool (mapping, recovery, allocator), in seconds.
+        public var openSeconds = 0.0
+    }
+
+    /// Opens the pool at `path`, creating it if it does not exist (unless
+    /// `options.createIfMissing` is false), and recovers it if a crash interrupted transactions.
+    ///
+    /// - Throws: ``HeapError`` when the file is not a pool, is truncated or corrupt, was written by
+    ///   a newer format, is open elsewhere, or a system call fails. A failed open never writes to
+    ///   the file.
+    /// - Parameter medium: the durability medium; by default the CPU's cache-line write-back.
+    public convenience init(path: String, options: HeapOptions = HeapOptions(),
+                            medium: (any PersistenceMedium)? = nil) throws(HeapError) {
+        let started = ferrite_monotonic_nanoseconds()
+        if access(path, F_OK) != 0 {
+            guard options.createIfMissing else { throw .systemError(operation: "open", path: path, errno: ENOENT) }
+            let layout = options.layout
+            if let problem = layout.validate() { throw .invalidOptions(problem) }
+            guard options.initialSize <= options.maximumSize else { throw .invalidOptions("initialSize exceeds maximumSize") }
+            let chunks = min(layout.maxChunks, max(1, (options.initialSize + layout.chunkSize - 1) / layout.chunkSize))
+            try PoolMapping.createFile(path: path, header: PoolHeader(layout: layout, uuid: UUID(), chunkCount: chunks))
+        }
+        let (mapping, header) = try PoolMapping.openFile(path: path)
+        try self.init(mapping: mapping, header: header, medium: medium ?? CPUCacheMedium(), started: started)
+    }
+
+    /// Opens a pool image held in memory (tests open simulated crash images this way).
+    convenience init(image: UnsafeRawBufferPointer, medium: (any PersistenceMedium)? = nil) throws(HeapError) {
+        let started = ferrite_monotonic_nanoseconds()
+        let header = try PoolHeader.decode(UnsafeRawBufferPointer(rebasing: image.prefix(PoolLayout.headerSize)),
+                                           fileSize: image.count, path: "<memory>")
+        let mapping = try PoolMapping.anonymous(image: image, reserve: header.layout.maximumSize)
+        try self.init(mapping: mapping, header: header, medium: medium ?? CPUCacheMedium(), started: started)
+    }
+
+    /// Creates a pool image in memory with the given options (tests).
+    static func makeImage(options: HeapOptions) -> [UInt8] {
+        let layout = options.layout
+        precondition(layout.validate() == nil)
+        let chunks = min(layout.maxChunks, max(1, options.initialSize / layout.chunkSize))
+        var image = [UInt8](repeating: 0, count: layout.maximumSize)
+        let header = PoolHeader(layout: layout, uuid: UUID(), chunkCount: chunks).encoded()
+        image.replaceSubrange(0..<header.count, with: header)
+        return image
+    }
+
+    private init(mapping: PoolMapping, header: PoolHeader, medium: any PersistenceMedium, started: UInt64) throws(HeapError) {
+        self.mapping = mapping
+        self.base = mapping.base
+        self.layout = header.layout
+        self.uuid = header.uuid
+        self.path = mapping.path
+        self.medium = medium
+        // Recovery: roll back every transaction whose slot is still active. Its cost is the size
+        // of those logs; no object is visited.
+        var report = RecoveryReport()
+        let recoveryAllocator = Allocator(base: mapping.base, layout: header.layout, medium: medium, mapping: mapping, chunkCount: header.chunkCount)
+        for slot in 0..<header.layout.logSlotCount {
+            let log = UndoLog(slot: mapping.base + header.layout.logSlotOffset(slot), capacity: header.layout.logSlotSize)
+            if log.isActive {
+                report.rolledBackTransactions += 1
+                report.undoRecords += log.rollBack(base: mapping.base, poolSize: mapping.mappedSize, allocator: recoveryAllocator, medium: medium)
+            }
+        }
+        self.allocator = report.rolledBackTransactions == 0 ? recoveryAllocator
+            : Allocator(base: mapping.base, layout: header.layout, medium: medium, mapping: mapping, chunkCount: header.chunkCount)
+        self.freeSlots = Array((0..<header.layout.logSlotCount).reversed())
+        self.stripes = .allocate(capacity: Self.stripeCount)
+        for i in 0..<Self.stripeCount {
+            (stripes + i).initialize(to: pthread_mutex_t())
+            pthread_mutex_init(stripes + i, nil)
+        }
+        pthread_key_create(&key, nil)
+        loadPoolTypes()
+        report.openSeconds = Double(ferrite_monotonic_nanoseconds() - started) / 1e9
+        recovery = report
+    }
+
+    deinit {
+        close()
+        for i in 0..<Self.stripeCount { pthread_mutex_destroy(stripes + i) }
+        stripes.deallocate()
+    }
+
+    /// Closes the heap: unmaps the pool and releases its lock. Proxies of this heap must not be
+    /// used afterwards. No transaction may be running. Called automatically on deinit.
+    public func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        contextsLock.withLock {
+            for context in contexts { precondition(!context.isActive, "Heap closed while a transaction is running") }
+            contexts.removeAll()
+        }
+        pthread_key_delete(key)
+        mapping.close()
+    }
+
+    // MARK: Thread contexts and log slots
+
+    func context() -> TransactionContext {
+        if let pointer = pthread_getspecific(key) {
+            return Unmanaged<TransactionContext>.fromOpaque(pointer).takeUnretainedValue()
+        }
+        let context = TransactionContext(heap: self)
+        contextsLock.withLock { contexts.append(context) }
+        pthread_setspecific(key, Unmanaged.passUnretained(context).toOpaque())
+        return context
+    }
+
+    func acquireLogSlot() -> Int {
+        slotLock.lock()
+        defer { slotLock.unlock() }
+        while freeSlots.isEmpty { slotLock.wait() }
+        return freeSlots.removeLast()
+    }
+
+    func releaseLogSlot(_ slot: Int) {
+        slotLock.withLock { freeSlots.append(slot) }
+        slotLock.broadcast()
+    }
+
+    func logSlot(_ slot: Int) -> UndoLog {
+        UndoLog(slot: base + layout.logSlotOffset(slot), capacity: layout.logSlotSize)
+    }
+
+    // MARK: Transactions
+
+    /// Runs `body` as a failure-atomic transaction and returns its result.
+    ///
+    /// Every write to a persistent object, allocation and free made in `body` takes effect
+    /// entirely or not at all, across process crashes (and power loss on DAX). When `body` returns,
+    /// the transaction is committed and durable. When it throws, every change is rolled back and
+    /// the error is rethrown.
+    ///
+    /// Transactions nest by flattening: an inner `transaction` joins the outermost one, which
+    /// alone commits. If an inner transaction throws, the whole outermost transaction is rolled
+    /// back when it ends, even if the error was caught (it then throws
+    /// ``HeapError/transactionAborted``).
+    ///
+    /// Cost: a transaction that changes N distinct object segments (objects up to 256 bytes are
+    /// one segment) makes N + 2 ordered persist points.
+    public func transaction<R>(_ body: () throws -> R) throws -> R {
+        let context = self.context()
+        context.depth += 1
+        let result: R
+        do {
+            result = try body()
+        } catch {
+            context.depth -= 1
+            if context.depth == 0 { context.abort() } else if context.failure == nil { context.failure = error }
+            throw error
+        }
+        context.depth -= 1
+        if context.depth == 0 { try context.commit() }
+        return result
+    }
+
+    /// Runs a transaction while holding a lock for each of `objects`, so that transactions that
+    /// name the same objects run one at a time (serializable for those objects). Locks are taken
+    /// in a fixed order, so two such transactions never deadlock. Locks are striped: unrelated
+    /// objects occasionally share a lock.
+    public func transaction<R>(locking objects: [any PersistentObject], _ body: () throws -> R) throws -> R {
+        let indexes = Set(objects.map { Int(truncatingIfNeeded: ($0.reference >> 4) &* 0x9E37_79B9_7F4A_7C15 >> 54) % Self.stripeCount }).sorted()
+        for index in indexes { pthread_mutex_lock(stripes + index) }
+        defer { for index in indexes.reversed() { pthread_mutex_unlock(stripes + index) } }
+        return try transaction(body)
+    }
+
+    /// Whether the calling thread is inside a transaction on this heap.
+    public var inTransaction: Bool { context().isActive }
+
+    private func activeContext(_ operation: String) throws(HeapError) -> TransactionContext {
+        guard !isClosed else { throw .closed }
+        let context = self.context()
+        guard context.isActive else { throw .notInTransaction(operation: operation) }
+        return context
+    }
+
+    /// Logs and performs a store of `bytes` into an object's fields at `offset`.
+    @usableFromInline
+    func store(_ bytes: UnsafeRawBufferPointer, into handle: ObjectHandle, at offset: Int) {
+        precondition(offset >= 0 && offset + bytes.count <= handle.size, "store outside the object's fields")
+        let context = self.context()
+        let implicit = !context.isActive
+        if implicit { context.depth = 1 }
+        let target = handle.fields + offset
+        if context.prepareWrite(block: handle.reference, offset: target - base, count: bytes.count) {
+            target.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        }
+        if implicit {
+            context.depth = 0
+            do { try context.commit() } catch { preconditionFailure("a single-field write could not commit: \(error)") }
+        }
+    }
+
+    func payloadSize(ofBlock block: Int) -> Int {
+        Int((base + block).load(fromByteOffset: 8, as: UInt64.self))
+    }
+
+    // MARK: Objects
+
+    /// Allocates a zeroed object of type `T` in the current transaction.
+    ///
+    /// - Throws: ``HeapError/notInTransaction(operation:)`` outside a transaction,
+    ///   ``HeapError/poolFull(requestedBytes:maximumBytes:)`` when the pool cannot grow.
+    public func allocate<T: PersistentObject>(_ type: T.Type) throws(HeapError) -> T {
+        try register(T.self)
+        try recordPoolType(T.self)
+        return T(handle: try allocateBlock(typeID: T.persistentTypeID, size: T.persistentSize))
+    }
+
+    /// Allocates `count` zeroed bytes (an untyped buffer) in the current transaction.
+    public func allocateBytes(_ count: Int) throws(HeapError) -> ObjectHandle {
+        try allocateBlock(typeID: TypeID.bytes, size: count)
+    }
+
+    func allocateBlock(typeID: UInt64, size: Int) throws(HeapError) -> ObjectHandle {
+        let context = try activeContext("allocate")
+        let offset = try context.allocate(bytes: ObjectHeader.size + size)
+        let block = base + offset
+        block.storeBytes(of: typeID, as: UInt64.self)
+        block.storeBytes(of: UInt64(size), toByteOffset: 8, as: UInt64.self)
+        (block + ObjectHeader.size).initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        return ObjectHandle(heap: self, reference: UInt64(offset))
+    }
+
+    /// Frees an object in the current transaction. Its memory is reused only after the
+    /// transaction commits. The caller must remove every reference to it.
+    public func free(_ object: some PersistentObject) throws(HeapError) {
+        try free(object.handle)
+    }
+
+    /// Frees the block behind a handle in the current transaction.
+    public func free(_ handle: ObjectHandle) throws(HeapError) {
+        try activeContext("free").free(block: handle.reference)
+    }
+
+    /// Checks that `reference` is the start of a live block and returns its handle.
+    public func handle(at reference: UInt64) throws(HeapError) -> ObjectHandle {
+        let offset = Int(truncatingIfNeeded: reference)
+        guard offset >= layout.heapOffset, offset + ObjectHeader.size <= mapping.mappedSize, offset % 16 == 0,
+              allocator.isAllocated(offset) || allocator.hugeRun(at: offset) != nil || context().newBlocks[reference] != nil else {
+            throw .invalidReference(reference)
+        }
+        return ObjectHandle(heap: self, reference: reference)
+    }
+
+    /// Re-creates the proxy for the object at `reference`, of whatever registered type it is.
+    public func object(at reference: UInt64) throws(HeapError) -> any PersistentObject {
+        let handle = try self.handle(at: reference)
+        guard let type = typesLock.withLock({ swiftTypes[handle.typeID] }) else {
+            throw .unregisteredType(id: handle.typeID, name: typesLock.withLock { poolTypes[handle.typeID] })
+        }
+        return type.init(handle: handle)
+    }
+
+    /// Re-creates a proxy of type `T` for the object at `reference`.
+    /// - Throws: ``HeapError/typeMismatch(reference:expected:found:)`` if it is another type.
+    public func object<T: PersistentObject>(at reference: UInt64, as type: T.Type) throws(HeapError) -> T {
+        let handle = try self.handle(at: reference)
+        guard handle.typeID == T.persistentTypeID else {
+            let found = typesLock.withLock { poolTypes[handle.typeID] } ?? "type \(String(handle.typeID, radix: 16))"
+            throw .typeMismatch(reference: reference, expected: T.persistentTypeName, found: found)
+        }
+        return T(handle: handle)
+    }
+
+    // MARK: Statistics
+
+    /// The pool's current size in bytes, and its maximum.
+    public var size: (current: Int, maximum: Int) { (mapping.mappedSize, layout.maximumSize) }
+}

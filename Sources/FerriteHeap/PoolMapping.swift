@@ -1,0 +1,123 @@
+import CFerriteShim
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The memory a pool lives in: a file mapped into a reserved range of address space, so that the
+/// pool can grow in place without moving (and so without invalidating any object's address).
+final class PoolMapping: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+    let reservedSize: Int
+    private(set) var mappedSize: Int
+    let path: String
+    /// The file descriptor, holding the pool's exclusive lock; -1 for an anonymous mapping.
+    let fd: Int32
+    /// Whether the file is mapped with MAP_SYNC (a DAX file system: flushes reach the medium).
+    let isDAX: Bool
+
+    /// Opens (and locks) an existing pool file, reads and checks its header, and maps it.
+    /// Nothing is written to the file.
+    static func openFile(path: String) throws(HeapError) -> (PoolMapping, PoolHeader) {
+        let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { throw .systemError(operation: "open", path: path, errno: errno) }
+        var ok = false
+        defer { if !ok { Glibc.close(fd) } }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            if errno == EWOULDBLOCK { throw .poolLocked(path: path) }
+            throw .systemError(operation: "flock", path: path, errno: errno)
+        }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .systemError(operation: "fstat", path: path, errno: errno) }
+        let fileSize = Int(st.st_size)
+        var headerBytes = [UInt8](repeating: 0, count: min(fileSize, PoolLayout.headerSize))
+        let got = headerBytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+        guard got == headerBytes.count else { throw .systemError(operation: "read header", path: path, errno: errno) }
+        let header = try headerBytes.withUnsafeBytes { raw in
+            Result { () throws(HeapError) in try PoolHeader.decode(raw, fileSize: fileSize, path: path) }
+        }.get()
+        let mapping = try PoolMapping(fd: fd, path: path, reserve: header.layout.maximumSize,
+                                      map: header.layout.fileSize(chunks: header.chunkCount))
+        ok = true
+        return (mapping, header)
+    }
+
+    /// Creates a new pool file atomically: it is written under a temporary name, synced, and
+    /// linked into place only when complete, so a crash never leaves a half-made pool at `path`.
+    static func createFile(path: String, header: PoolHeader) throws(HeapError) {
+        let temporary = path + ".creating-\(getpid())"
+        let fd = Glibc.open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .systemError(operation: "create", path: temporary, errno: errno) }
+        defer { Glibc.close(fd); unlink(temporary) }
+        let size = header.layout.fileSize(chunks: header.chunkCount)
+        guard ftruncate(fd, off_t(size)) == 0 else { throw .systemError(operation: "ftruncate", path: temporary, errno: errno) }
+        let bytes = header.encoded()
+        let written = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        guard written == bytes.count else { throw .systemError(operation: "write header", path: temporary, errno: errno) }
+        guard fsync(fd) == 0 else { throw .systemError(operation: "fsync", path: temporary, errno: errno) }
+        guard link(temporary, path) == 0 else {
+            if errno == EEXIST { throw .invalidOptions("\(path) appeared while the pool was being created") }
+            throw .systemError(operation: "link", path: path, errno: errno)
+        }
+        syncDirectory(of: path)
+    }
+
+    /// An anonymous mapping holding `image` (tests open crash images this way).
+    static func anonymous(image: UnsafeRawBufferPointer, reserve: Int) throws(HeapError) -> PoolMapping {
+        let mapping = try PoolMapping(fd: -1, path: "<memory>", reserve: reserve, map: reserve)
+        mapping.base.copyMemory(from: image.baseAddress!, byteCount: image.count)
+        return mapping
+    }
+
+    private init(fd: Int32, path: String, reserve: Int, map: Int) throws(HeapError) {
+        let reserveSize = reserve.roundedUp(to: 1 << 21)
+        guard let base = ferrite_reserve_address_space(reserveSize) else {
+            throw .systemError(operation: "reserve address space", path: path, errno: errno)
+        }
+        self.base = base
+        self.reservedSize = reserveSize
+        self.path = path
+        self.fd = fd
+        if fd >= 0 {
+            var synced: Int32 = 0
+            let result = ferrite_map_fixed(base, map, fd, 1, &synced)
+            guard result == 0 else {
+                ferrite_release_address_space(base, reserveSize)
+                throw .systemError(operation: "mmap", path: path, errno: result)
+            }
+            self.isDAX = synced != 0
+        } else {
+            guard mprotect(base, reserveSize, PROT_READ | PROT_WRITE) == 0 else {
+                ferrite_release_address_space(base, reserveSize)
+                throw .systemError(operation: "mprotect", path: path, errno: errno)
+            }
+            self.isDAX = false
+        }
+        self.mappedSize = map
+    }
+
+    /// Extends the file and the mapping to `newSize` bytes, in place.
+    func grow(to newSize: Int) throws(HeapError) {
+        guard newSize > mappedSize else { return }
+        precondition(newSize <= reservedSize)
+        if fd >= 0 {
+            guard ftruncate(fd, off_t(newSize)) == 0 else { throw .systemError(operation: "ftruncate", path: path, errno: errno) }
+            guard fsync(fd) == 0 else { throw .systemError(operation: "fsync", path: path, errno: errno) }
+            var synced: Int32 = 0
+            let result = ferrite_map_fixed(base, newSize, fd, isDAX ? 1 : 0, &synced)
+            guard result == 0 else { throw .systemError(operation: "mmap", path: path, errno: result) }
+        }
+        mappedSize = newSize
+    }
+
+    func close() {
+        ferrite_release_address_space(base, reservedSize)
+        if fd >= 0 { Glibc.close(fd) }
+    }
+}
+
+func syncDirectory(of path: String) {
+    let directory = (path as NSString).deletingLastPathComponent
+    let dfd = Glibc.open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    if dfd >= 0 { fsync(dfd); Glibc.close(dfd) }
+}
