@@ -11,7 +11,10 @@ enum Checksum {
     /// Hashes `count` bytes at `bytes`, which must be a multiple of 8, with `seed`.
     static func hash(_ bytes: UnsafeRawPointer, count: Int, seed: UInt64) -> UInt64 {
         precondition(count % 8 == 0)
-        var h = seed ^ 0x2D35_8DCC_AA6C_78A5
+        // The seed is mixed non-linearly before any data word, so that a change in the seed can
+        // never be cancelled by a change in the first word (a stale record of the previous
+        // transaction must not validate under the next one's sequence number).
+        var h = mix(seed ^ 0x2D35_8DCC_AA6C_78A5, 0x9E37_79B9_7F4A_7C15) ^ mix(seed &+ 0x3C6E_F372_FE94_F82B, 0xA076_1D64_78BD_642F)
         var i = 0
         while i < count {
             let word = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)

@@ -29,11 +29,17 @@ public final class SimulatedMedium: PersistenceMedium, @unchecked Sendable {
         case random(seed: UInt64)
     }
 
-    private let base: UnsafeMutableRawPointer
-    private let size: Int
-    private let persisted: UnsafeMutableRawPointer
+    private var base = UnsafeMutableRawPointer(bitPattern: 64)!
+    private var size = 0
+    private var persisted = UnsafeMutableRawPointer(bitPattern: 64)!
     private let lock = Mutex<Void>(())
-    private var pending: [UInt: [Int: [UInt64]]] = [:]  // thread -> line index -> line content
+    /// Per thread: line index -> (capture number, line content at the flush).
+    private var pending: [UInt: [Int: (capture: UInt64, words: [UInt64])]] = [:]
+    /// Per line: the capture number of the content the persisted image holds. Caches are
+    /// coherent, so a line's captures are snapshots of one history: the latest fenced capture wins,
+    /// and an older capture fenced later (by another thread) must not overwrite it.
+    private var persistedCapture: [Int: UInt64] = [:]
+    private var captures: UInt64 = 0
     private var inHook = false
     private var _fenceCount = 0
 
@@ -41,17 +47,22 @@ public final class SimulatedMedium: PersistenceMedium, @unchecked Sendable {
     /// Crash images taken here model a power failure just before the fence completes.
     public var onFence: (@Sendable (SimulatedMedium) -> Void)?
 
-    /// Watches `size` bytes at `base`, which must be 8-byte aligned and a multiple of 64 bytes.
-    /// The persisted image starts as the region's current content.
-    public init(watching base: UnsafeMutableRawPointer, size: Int) {
-        precondition(size % 64 == 0 && Int(bitPattern: base) % 8 == 0)
-        self.base = base
-        self.size = size
-        self.persisted = .allocate(byteCount: size, alignment: 64)
-        persisted.copyMemory(from: base, byteCount: size)
+    /// A medium that watches nothing yet: flushes and fences are ignored until ``watch(_:size:)``.
+    public init() {}
+
+    /// Watches `size` bytes at `base`, which must be 64-byte aligned and a multiple of 64 bytes.
+    /// The persisted image starts as the region's current content (it is taken to be durable).
+    public func watch(_ base: UnsafeMutableRawPointer, size: Int) {
+        precondition(size % 64 == 0 && Int(bitPattern: base) % 64 == 0 && self.size == 0)
+        lock.withLock { _ in
+            self.base = base
+            self.size = size
+            self.persisted = .allocate(byteCount: size, alignment: 64)
+            persisted.copyMemory(from: base, byteCount: size)
+        }
     }
 
-    deinit { persisted.deallocate() }
+    deinit { if size > 0 { persisted.deallocate() } }
 
     /// How many fences have completed.
     public var fenceCount: Int { lock.withLock { _ in _fenceCount } }
@@ -59,7 +70,7 @@ public final class SimulatedMedium: PersistenceMedium, @unchecked Sendable {
     public var description: String { "simulated medium" }
 
     public func flush(_ address: UnsafeRawPointer, count: Int) {
-        guard count > 0 else { return }
+        guard count > 0, size > 0 else { return }
         let start = address - UnsafeRawPointer(base)
         precondition(start >= 0 && start + count <= size, "flush outside the simulated region")
         let thread = currentThreadID()
@@ -68,7 +79,8 @@ public final class SimulatedMedium: PersistenceMedium, @unchecked Sendable {
             var line = start / 64
             while line * 64 < start + count {
                 let words = (base + line * 64).assumingMemoryBound(to: UInt64.self)
-                lines[line] = (0..<8).map { words[$0] }
+                captures += 1
+                lines[line] = (captures, (0..<8).map { words[$0] })
                 line += 1
             }
             pending[thread] = lines
@@ -84,9 +96,10 @@ public final class SimulatedMedium: PersistenceMedium, @unchecked Sendable {
                 inHook = false
             }
             if let lines = pending.removeValue(forKey: thread) {
-                for (line, content) in lines {
+                for (line, content) in lines where content.capture > persistedCapture[line, default: 0] {
+                    persistedCapture[line] = content.capture
                     let target = (persisted + line * 64).assumingMemoryBound(to: UInt64.self)
-                    for i in 0..<8 { target[i] = content[i] }
+                    for i in 0..<8 { target[i] = content.words[i] }
                 }
             }
             _fenceCount += 1

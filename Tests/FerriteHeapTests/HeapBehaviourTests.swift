@@ -1,0 +1,191 @@
+import Foundation
+import Testing
+@testable import FerriteHeap
+
+@Suite struct HeapBehaviourTests {
+    @Test func objectsAndRootsSurviveCloseAndReopen() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("pool")
+        do {
+            let heap = try Heap(path: path, options: smallPoolOptions())
+            try heap.transaction {
+                let first = try heap.allocate(Cell.self)
+                first.a = 1; first.b = 2; first.c = 3; first.d = 4
+                let second = try heap.allocate(Cell.self)
+                second.a = 10
+                first.next = second
+                try heap.setRoot("first", to: first)
+            }
+            heap.close()
+        }
+        let heap = try Heap(path: path)
+        try heap.register(Cell.self)
+        let first = try #require(try heap.root("first", as: Cell.self))
+        #expect([first.a, first.b, first.c, first.d] as [Int] == [1, 2, 3, 4])
+        #expect(first.next?.a == 10)
+        #expect(heap.recovery.rolledBackTransactions == 0)
+        let report = heap.verify()
+        #expect(report.isValid, "\(report)")
+        #expect(report.liveBlocks == 2 && report.reachableBlocks == 2)
+    }
+
+    @Test func thrownErrorRollsBackWritesAllocationsAndFrees() throws {
+        let dir = TemporaryDirectory()
+        let heap = try Heap(path: dir.file("pool"), options: smallPoolOptions())
+        let table = try heap.transaction {
+            let table = try heap.allocate(Table.self)
+            try heap.setRoot("table", to: table)
+            for slot in 0..<4 { let cell = try heap.allocate(Cell.self); cell.a = slot; table[slot] = cell }
+            return table
+        }
+        let before = heap.verify()
+        #expect(throws: TestError.self) {
+            try heap.transaction {
+                table.counter = 99
+                table[0]!.a = 1000
+                let victim = table[1]!
+                table[1] = nil
+                try heap.free(victim)
+                let extra = try heap.allocate(Cell.self)
+                table[5] = extra
+                throw TestError()
+            }
+        }
+        #expect(table.counter == 0)
+        #expect(table[0]!.a == 0)
+        #expect(table[1]!.a == 1)
+        #expect(table[5] == nil)
+        let after = heap.verify()
+        #expect(after.isValid, "\(after)")
+        #expect(after.liveBlocks == before.liveBlocks)
+    }
+
+    @Test func nestedTransactionsFlattenAndInnerErrorAbortsTheOutermost() throws {
+        let dir = TemporaryDirectory()
+        let heap = try Heap(path: dir.file("pool"), options: smallPoolOptions())
+        let cell = try heap.transaction { let c = try heap.allocate(Cell.self); try heap.setRoot("c", to: c); return c }
+        try heap.transaction {
+            cell.a = 1
+            try heap.transaction { cell.b = 2 }
+            #expect(heap.inTransaction)
+        }
+        #expect(cell.a == 1 && cell.b == 2)
+        #expect(throws: HeapError.transactionAborted) {
+            try heap.transaction {
+                cell.a = 5
+                do { try heap.transaction { cell.b = 6; throw TestError() } } catch {}
+                cell.c = 7
+            }
+        }
+        #expect(cell.a == 1 && cell.b == 2 && cell.c == 0)
+        #expect(heap.verify().isValid)
+    }
+
+    @Test func writesOutsideTransactionsAreEachAtomic() throws {
+        let dir = TemporaryDirectory()
+        let heap = try Heap(path: dir.file("pool"), options: smallPoolOptions())
+        let cell = try heap.transaction { let c = try heap.allocate(Cell.self); try heap.setRoot("c", to: c); return c }
+        cell.a = 42
+        #expect(cell.a == 42)
+        #expect(throws: HeapError.notInTransaction(operation: "allocate")) { _ = try heap.allocate(Cell.self) }
+    }
+
+    @Test func allocationAndFreeReuseBlocksAcrossSizeClassesAndHugeRuns() throws {
+        let dir = TemporaryDirectory()
+        var options = smallPoolOptions(maximumSize: 8 << 20)
+        options.logSlotSize = 64 << 10
+        let heap = try Heap(path: dir.file("pool"), options: options)
+        let sizes = [1, 16, 17, 100, 300, 1000, 2000, 40_000, 100_000]
+        var handles: [ObjectHandle] = []
+        try heap.transaction {
+            for size in sizes { handles.append(try heap.allocateBytes(size)) }
+        }
+        for (handle, size) in zip(handles, sizes) { #expect(handle.size == size) }
+        #expect(Set(handles.map(\.reference)).count == sizes.count)
+        let leaked = heap.verify()
+        #expect(leaked.unreachableBlocks.count == sizes.count)
+        try heap.transaction { for handle in handles { try heap.free(handle) } }
+        let report = heap.verify()
+        #expect(report.isValid && report.liveBlocks == 0, "\(report)")
+        #expect(throws: HeapError.invalidFree(handles[0].reference)) { try heap.transaction { try heap.free(handles[0]) } }
+        // Freed space is reused.
+        let sizeBefore = heap.size.current
+        let again = try heap.transaction { try heap.allocateBytes(100_000) }
+        #expect(heap.size.current == sizeBefore)
+        try heap.transaction { try heap.free(again) }
+    }
+
+    @Test func poolGrowsInPlaceUntilItsMaximumThenReportsFull() throws {
+        let dir = TemporaryDirectory()
+        let heap = try Heap(path: dir.file("pool"), options: smallPoolOptions(maximumSize: 2 << 20))
+        let initial = heap.size.current
+        let table = try heap.transaction { let t = try heap.allocate(Table.self); try heap.setRoot("t", to: t); return t }
+        let firstAddress = table.handle.fields
+        var count = 0
+        let error = #expect(throws: HeapError.self) {
+            while true {
+                try heap.transaction { _ = try heap.allocateBytes(4000) }
+                count += 1
+            }
+        }
+        guard case .poolFull = error else { Issue.record("expected poolFull, got \(String(describing: error))"); return }
+        #expect(heap.size.current > initial)
+        #expect(table.handle.fields == firstAddress)
+        #expect(count > 100)
+        table.counter = 7  // the pool still works when full
+        #expect(table.counter == 7)
+        #expect(heap.verify(checkReachability: false).isValid)
+    }
+
+    @Test func unknownTypesAndWrongTypesAreClearErrors() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("pool")
+        do {
+            let heap = try Heap(path: path, options: smallPoolOptions())
+            try heap.transaction { try heap.setRoot("s", to: try heap.allocate(Stranger.self)) }
+        }
+        let heap = try Heap(path: path)
+        let reference = try #require(try heap.rootReference("s"))
+        #expect(throws: HeapError.unregisteredType(id: Stranger.persistentTypeID, name: "FerriteTests.Stranger")) {
+            _ = try heap.object(at: reference)
+        }
+        #expect(throws: HeapError.typeMismatch(reference: reference, expected: "FerriteTests.Cell", found: "FerriteTests.Stranger")) {
+            _ = try heap.object(at: reference, as: Cell.self)
+        }
+        #expect(throws: HeapError.invalidReference(12345)) { _ = try heap.object(at: 12345) }
+        try heap.register(Stranger.self)
+        #expect(try heap.object(at: reference) is Stranger)
+    }
+
+    @Test func twoThreadsTransactOnDisjointDataAndLockingSerializesSharedData() throws {
+        let dir = TemporaryDirectory()
+        let heap = try Heap(path: dir.file("pool"), options: smallPoolOptions(maximumSize: 16 << 20))
+        let shared = try heap.transaction { let c = try heap.allocate(Cell.self); try heap.setRoot("shared", to: c); return c.reference }
+        let rounds = 2000
+        DispatchQueue.concurrentPerform(iterations: 2) { thread in
+            let table = try! heap.transaction { () -> Table in
+                let t = try heap.allocate(Table.self)
+                try heap.setRoot("t\(thread)", to: t)
+                return t
+            }
+            let counter = try! heap.object(at: shared, as: Cell.self)
+            for i in 0..<rounds {
+                try! heap.transaction {
+                    let slot = i % Table.slots
+                    if let old = table[slot] { try heap.free(old) }
+                    let cell = try heap.allocate(Cell.self)
+                    cell.a = i
+                    table[slot] = cell
+                    table.counter += 1
+                }
+                try! heap.transaction(locking: [counter]) { counter.a += 1 }
+            }
+        }
+        let counter = try heap.object(at: shared, as: Cell.self)
+        #expect(counter.a == 2 * rounds)
+        for thread in 0..<2 { #expect(try heap.root("t\(thread)", as: Table.self)?.counter == rounds) }
+        let report = heap.verify()
+        #expect(report.isValid, "\(report)")
+        #expect(report.liveBlocks == 1 + 2 * (1 + Table.slots))
+    }
+}
