@@ -18,11 +18,13 @@ let package = Package(
         .target(name: "FerriteHeap", dependencies: ["FerriteMedium", "CFerriteShim"]),
         // Example program: a bank that survives being killed.
         .executableTarget(name: "ferrite-bank", dependencies: ["FerriteHeap"]),
+        // Test objects and the randomized workload shared by the tests and the crash worker.
+        .target(name: "FerriteTestSupport", dependencies: ["FerriteHeap"]),
         // Child process driven by the real-crash tests.
-        .executableTarget(name: "FerriteCrashWorker", dependencies: ["FerriteHeap"]),
+        .executableTarget(name: "FerriteCrashWorker", dependencies: ["FerriteHeap", "FerriteTestSupport"]),
         .testTarget(
             name: "FerriteHeapTests",
-            dependencies: ["FerriteHeap", "FerriteMedium", "CFerriteShim", "FerriteCrashWorker"]
+            dependencies: ["FerriteHeap", "FerriteMedium", "CFerriteShim", "FerriteTestSupport", "FerriteCrashWorker"]
         ),
     ],
     swiftLanguageModes: [.v6]

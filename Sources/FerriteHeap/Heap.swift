@@ -117,11 +117,14 @@ public final class Heap: @unchecked Sendable {
     }
 
     /// Opens a pool image held in memory (tests open simulated crash images this way).
-    convenience init(image: UnsafeRawBufferPointer, medium: (any PersistenceMedium)? = nil) throws(HeapError) {
+    /// `beforeRecovery` sees the mapped image (base, size) before recovery touches it.
+    convenience init(image: UnsafeRawBufferPointer, medium: (any PersistenceMedium)? = nil,
+                     beforeRecovery: (UnsafeMutableRawPointer, Int) -> Void = { _, _ in }) throws(HeapError) {
         let started = ferrite_monotonic_nanoseconds()
         let header = try PoolHeader.decode(UnsafeRawBufferPointer(rebasing: image.prefix(PoolLayout.headerSize)),
                                            fileSize: image.count, path: "<memory>")
         let mapping = try PoolMapping.anonymous(image: image, reserve: header.layout.maximumSize)
+        beforeRecovery(mapping.base, header.layout.maximumSize.roundedUp(to: 64))
         try self.init(mapping: mapping, header: header, medium: medium ?? CPUCacheMedium(), started: started)
     }
 

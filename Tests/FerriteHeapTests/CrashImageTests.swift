@@ -116,6 +116,76 @@ import FerriteMedium
         print("crash images checked (seed \(seed), one thread): \(outcome.images)")
     }
 
+    /// Recovers `image` on a simulated medium, and checks that a crash at any fence of that
+    /// recovery recovers again to the same state. Returns the number of images checked.
+    static func checkRecoveryCrashes(image: [UInt8]) -> (Int, String?) {
+        do {
+            let medium = SimulatedMedium()
+            let reference = try image.withUnsafeBytes { raw in
+                Result { () throws(HeapError) in try Heap(image: raw) }
+            }.get()
+            try reference.register(Table.self); try reference.register(Cell.self)
+            let expected = try reference.root("t0", as: Table.self).map { try TableModel(reading: $0) }
+            reference.close()
+            let images = Mutex<[[UInt8]]>([])
+            medium.onFence = { medium in
+                images.withLock { $0.append(medium.crashImage(.random(seed: UInt64($0.count)))); $0.append(medium.crashImage(.none)) }
+            }
+            let recovered = try image.withUnsafeBytes { raw in
+                Result { () throws(HeapError) in try Heap(image: raw, medium: medium, beforeRecovery: { medium.watch($0, size: $1) }) }
+            }.get()
+            recovered.close()
+            let taken = images.withLock { $0 }
+            for crash in taken {
+                let heap = try crash.withUnsafeBytes { raw in Result { () throws(HeapError) in try Heap(image: raw) } }.get()
+                defer { heap.close() }
+                try heap.register(Table.self); try heap.register(Cell.self)
+                let found = try heap.root("t0", as: Table.self).map { try TableModel(reading: $0) }
+                if found != expected { return (taken.count, "recovery crash: found \(String(describing: found)), expected \(String(describing: expected))") }
+                let report = heap.verify()
+                if !report.isValid { return (taken.count, "recovery crash: \(report)") }
+            }
+            return (taken.count, nil)
+        } catch {
+            return (0, "\(error)")
+        }
+    }
+
+    @Test func aCrashDuringRecoveryRecoversAgainToTheSameState() throws {
+        var options = smallPoolOptions(maximumSize: 1 << 20)
+        options.logSlotSize = 64 << 10
+        let image = Heap.makeImage(options: options)
+        let medium = SimulatedMedium()
+        let heap = try image.withUnsafeBytes { raw in Result { () throws(HeapError) in try Heap(image: raw, medium: medium) } }.get()
+        defer { heap.close() }
+        medium.watch(heap.base, size: heap.layout.maximumSize.roundedUp(to: 64))
+        let table = try heap.transaction { () -> Table in
+            let table = try heap.allocate(Table.self)
+            try heap.setRoot("t0", to: table)
+            return table
+        }
+        let fence = Mutex(0)
+        let outcome = Mutex((images: 0, failures: [String]()))
+        medium.onFence = { medium in
+            // Every third fence: an image with the transaction in flight, whose recovery is crashed in turn.
+            guard fence.withLock({ $0 += 1; return $0 }) % 3 == 0 else { return }
+            let (count, failure) = Self.checkRecoveryCrashes(image: medium.crashImage(.all))
+            outcome.withLock { $0.images += count; if let failure, $0.failures.count < 3 { $0.failures.append(failure) } }
+        }
+        var rng = SeededGenerator(seed: 99)
+        var model = TableModel()
+        for _ in 0..<60 {
+            let planned = Workload.plan(from: model, rng: &rng)
+            try Workload.run(planned, on: table, heap: heap)
+            model = planned.result
+        }
+        medium.onFence = nil
+        let result = outcome.withLock { $0 }
+        #expect(result.failures.isEmpty, "\(result.failures)")
+        #expect(result.images >= 200)
+        print("crash images taken during recovery: \(result.images)")
+    }
+
     @Test("crash images taken while two threads transact recover every thread's committed state",
           arguments: [5, 6] as [UInt64])
     func twoThreadCrashImages(seed: UInt64) throws {

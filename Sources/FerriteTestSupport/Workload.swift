@@ -1,22 +1,24 @@
-import Foundation
-@testable import FerriteHeap
+import FerriteHeap
 
 /// A randomized transactional workload over one ``Table`` and its cells, with a model of what
 /// the table must hold after each committed transaction. Crash tests run it against a pool and
 /// compare what recovery leaves with the model.
-struct TableModel: Equatable, CustomStringConvertible {
-    struct CellValue: Equatable { var a = 0, b = 0, c = 0, d = 0 }
-    var counter = 0
-    var slots: [CellValue?] = Array(repeating: nil, count: Table.slots)
-    var blob: (size: Int, tag: Int)? = nil
+public struct TableModel: Equatable, CustomStringConvertible, Sendable {
+    public struct CellValue: Equatable, Sendable {
+        public var a = 0, b = 0, c = 0, d = 0
+        public init(a: Int = 0, b: Int = 0, c: Int = 0, d: Int = 0) { self.a = a; self.b = b; self.c = c; self.d = d }
+    }
+    public var counter = 0
+    public var slots: [CellValue?] = Array(repeating: nil, count: Table.slots)
+    public var blob: (size: Int, tag: Int)? = nil
 
-    static func == (l: TableModel, r: TableModel) -> Bool {
+    public static func == (l: TableModel, r: TableModel) -> Bool {
         l.counter == r.counter && l.slots == r.slots && l.blob?.size == r.blob?.size && l.blob?.tag == r.blob?.tag
     }
-    var description: String { "counter \(counter), \(slots.compactMap { $0 }.count) cells, blob \(String(describing: blob))" }
+    public var description: String { "counter \(counter), \(slots.compactMap { $0 }.count) cells, blob \(String(describing: blob))" }
 
     /// Reads the model back from a pool.
-    init(reading table: Table) throws {
+    public init(reading table: Table) throws {
         counter = table.counter
         for slot in 0..<Table.slots {
             if let cell = try table.handle.object(at: 8 + 8 * slot, as: Cell.self) {
@@ -31,10 +33,10 @@ struct TableModel: Equatable, CustomStringConvertible {
             blob = (handle.size, first == last ? first : -1)
         }
     }
-    init() {}
+    public init() {}
 }
 
-enum WorkloadOp {
+public enum WorkloadOp: Sendable {
     case update(slot: Int, fields: [Int: Int])
     case insert(slot: Int, TableModel.CellValue)
     case remove(slot: Int)
@@ -43,18 +45,21 @@ enum WorkloadOp {
     case nested([WorkloadOp])
 }
 
-struct PlannedTransaction {
-    var ops: [WorkloadOp]
-    var aborts: Bool
+public struct PlannedTransaction: Sendable {
+    public var ops: [WorkloadOp]
+    public var aborts: Bool
     /// The model after this transaction, if it commits.
-    var result: TableModel
+    public var result: TableModel
 }
 
-enum Workload {
-    static let blobSizes = [24, 200, 1500, 3000, 20_000, 40_000]
+/// The error a planned transaction throws to abort itself.
+public struct WorkloadAbort: Error {}
+
+public enum Workload {
+    public static let blobSizes = [24, 200, 1500, 3000, 20_000, 40_000]
 
     /// Plans a random transaction from the current model.
-    static func plan(from model: TableModel, rng: inout SeededGenerator) -> PlannedTransaction {
+    public static func plan(from model: TableModel, rng: inout SeededGenerator) -> PlannedTransaction {
         var next = model
         func randomOp() -> WorkloadOp {
             let slot = Int.random(in: 0..<Table.slots, using: &rng)
@@ -98,20 +103,20 @@ enum Workload {
 
     /// Runs a planned transaction; returns whether it committed.
     @discardableResult
-    static func run(_ planned: PlannedTransaction, on table: Table, heap: Heap) throws -> Bool {
+    public static func run(_ planned: PlannedTransaction, on table: Table, heap: Heap) throws -> Bool {
         do {
             try heap.transaction {
                 for op in planned.ops { try apply(op, table: table, heap: heap) }
                 table.counter += 1
-                if planned.aborts { throw TestError() }
+                if planned.aborts { throw WorkloadAbort() }
             }
             return true
-        } catch is TestError {
+        } catch is WorkloadAbort {
             return false
         }
     }
 
-    static func apply(_ op: WorkloadOp, table: Table, heap: Heap) throws {
+    public static func apply(_ op: WorkloadOp, table: Table, heap: Heap) throws {
         switch op {
         case .update(let slot, let fields):
             let cell = table[slot]!
@@ -137,6 +142,34 @@ enum Workload {
             table.blob = nil
         case .nested(let inner):
             try heap.transaction { for op in inner { try apply(op, table: table, heap: heap) } }
+        }
+    }
+}
+
+extension TableModel {
+    /// A one-line text form, used by the crash worker to report states to its parent.
+    public var line: String {
+        let cells = slots.map { $0.map { "\($0.a),\($0.b),\($0.c),\($0.d)" } ?? "-" }.joined(separator: ";")
+        let blobText = blob.map { "\($0.size),\($0.tag)" } ?? "-"
+        return "\(counter) \(cells) \(blobText)"
+    }
+
+    /// Parses ``line``.
+    public init?(line: Substring) {
+        let parts = line.split(separator: " ")
+        guard parts.count == 3, let counter = Int(parts[0]) else { return nil }
+        self.counter = counter
+        let cells = parts[1].split(separator: ";", omittingEmptySubsequences: false)
+        guard cells.count == Table.slots else { return nil }
+        for (i, cell) in cells.enumerated() where cell != "-" {
+            let v = cell.split(separator: ",").compactMap { Int($0) }
+            guard v.count == 4 else { return nil }
+            slots[i] = CellValue(a: v[0], b: v[1], c: v[2], d: v[3])
+        }
+        if parts[2] != "-" {
+            let v = parts[2].split(separator: ",").compactMap { Int($0) }
+            guard v.count == 2 else { return nil }
+            blob = (v[0], v[1])
         }
     }
 }
