@@ -304,6 +304,15 @@ public final class Heap: @unchecked Sendable {
         return T(handle: try allocateBlock(typeID: T.persistentTypeID, size: T.persistentSize))
     }
 
+    /// Allocates a zeroed object of type `T` with `size` bytes of fields (at least
+    /// `T.persistentSize`), for types whose objects vary in size, such as tables of references.
+    public func allocate<T: PersistentObject>(_ type: T.Type, size: Int) throws(HeapError) -> T {
+        precondition(size >= T.persistentSize, "an object needs at least persistentSize bytes")
+        try register(T.self)
+        try recordPoolType(T.self)
+        return T(handle: try allocateBlock(typeID: T.persistentTypeID, size: size))
+    }
+
     /// Allocates `count` zeroed bytes (an untyped buffer) in the current transaction.
     public func allocateBytes(_ count: Int) throws(HeapError) -> ObjectHandle {
         try allocateBlock(typeID: TypeID.bytes, size: count)

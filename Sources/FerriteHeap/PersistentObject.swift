@@ -24,6 +24,9 @@ public protocol PersistentObject: AnyObject {
     /// Byte offsets of the fields that hold references to other persistent objects (UInt64 pool
     /// offsets, 0 for nil). The verifier follows them.
     static var persistentReferenceOffsets: [Int] { get }
+    /// The byte offsets of the reference fields of one object. The default returns
+    /// ``persistentReferenceOffsets``; variable-size objects (tables of references) override it.
+    static func persistentReferenceOffsets(of handle: ObjectHandle) -> [Int]
     /// The handle this proxy reads and writes through.
     var handle: ObjectHandle { get }
     /// Re-creates a proxy for an existing object.
@@ -32,6 +35,7 @@ public protocol PersistentObject: AnyObject {
 
 extension PersistentObject {
     public static var persistentReferenceOffsets: [Int] { [] }
+    public static func persistentReferenceOffsets(of handle: ObjectHandle) -> [Int] { persistentReferenceOffsets }
     /// The stable, 64-bit type id stored in every object of this type.
     public static var persistentTypeID: UInt64 { TypeID.make(persistentTypeName) }
     /// This object's reference: its offset in the pool, stable across processes.

@@ -128,8 +128,9 @@ extension Heap {
                 if typeID != TypeID.bytes { untraversable += 1 }
                 continue
             }
-            let fields = base + Int(reference) + ObjectHeader.size
-            for offset in type.persistentReferenceOffsets {
+            let handle = ObjectHandle(heap: self, reference: reference)
+            let fields = handle.fields
+            for offset in type.persistentReferenceOffsets(of: handle) where offset >= 0 && offset + 8 <= handle.size {
                 let target = fields.load(fromByteOffset: offset, as: UInt64.self)
                 if target == 0 { continue }
                 if live[target] == nil {

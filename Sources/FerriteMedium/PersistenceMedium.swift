@@ -7,7 +7,7 @@
 ///
 /// A fence orders only the calling thread's flushes, as on x86 (`sfence`). Implementations must be
 /// safe to call from many threads at once.
-public protocol PersistenceMedium: AnyObject, Sendable {
+public protocol PersistenceMedium: AnyObject, Sendable, CustomStringConvertible {
     /// Writes back the cache lines that overlap `address ..< address + count`. Returns at once; the
     /// data is durable only after the next ``fence()`` on this thread.
     func flush(_ address: UnsafeRawPointer, count: Int)

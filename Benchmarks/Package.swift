@@ -1,0 +1,20 @@
+// swift-tools-version: 6.0
+// Ferrite's benchmarks: a separate package, so the library gains no system dependency.
+//   swift run -c release --package-path Benchmarks heap-bench [all|ops|reopen]
+// Needs Debian's libpmemobj-dev (PMDK), the peer measured in the same run: Benchmarks/setup.sh.
+import PackageDescription
+
+let package = Package(
+    name: "FerriteBenchmarks",
+    dependencies: [.package(name: "Ferrite", path: "..")],
+    targets: [
+        .systemLibrary(name: "CLibPMemObj", pkgConfig: "libpmemobj", providers: [.apt(["libpmemobj-dev"])]),
+        // PMDK doing the same operations as Ferrite, in C, timed natively.
+        .target(name: "PMDKWorkloads", dependencies: ["CLibPMemObj"]),
+        .executableTarget(
+            name: "heap-bench",
+            dependencies: [.product(name: "FerriteHeap", package: "Ferrite"), "PMDKWorkloads"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

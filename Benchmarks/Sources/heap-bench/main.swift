@@ -1,0 +1,294 @@
+// heap-bench: Ferrite's persistent heap against PMDK's libpmemobj, in the same run, memory mode
+// on /dev/shm (PMDK with PMEM_IS_PMEM_FORCE=1, Ferrite with clwb + sfence).
+//
+//   swift run -c release --package-path Benchmarks heap-bench ops [--rounds R]
+//   swift run -c release --package-path Benchmarks heap-bench reopen [--objects N]
+import FerriteHeap
+import Foundation
+import PMDKWorkloads
+
+// MARK: Objects
+
+/// Four 8-byte fields plus padding: 48 bytes of fields, a 64-byte block (PMDK's is the same size).
+final class Record: PersistentObject {
+    static let persistentTypeName = "Bench.Record"
+    static let persistentSize = 48
+    let handle: ObjectHandle
+    init(handle: ObjectHandle) { self.handle = handle }
+    var a: Int { get { handle[Int.self, at: 0] } set { handle[Int.self, at: 0] = newValue } }
+    var b: Int { get { handle[Int.self, at: 8] } set { handle[Int.self, at: 8] = newValue } }
+    var c: Int { get { handle[Int.self, at: 16] } set { handle[Int.self, at: 16] = newValue } }
+    var d: Int { get { handle[Int.self, at: 24] } set { handle[Int.self, at: 24] = newValue } }
+}
+
+/// One 8-byte field: the smallest object (a 32-byte block).
+final class Tiny: PersistentObject {
+    static let persistentTypeName = "Bench.Tiny"
+    static let persistentSize = 8
+    let handle: ObjectHandle
+    init(handle: ObjectHandle) { self.handle = handle }
+    var value: Int { get { handle[Int.self, at: 0] } set { handle[Int.self, at: 0] = newValue } }
+}
+
+/// A table of references, as large as needed.
+final class Slots: PersistentObject {
+    static let persistentTypeName = "Bench.Slots"
+    static let persistentSize = 8
+    static func persistentReferenceOffsets(of handle: ObjectHandle) -> [Int] { (0..<handle[Int.self, at: 0]).map { 8 + 8 * $0 } }
+    let handle: ObjectHandle
+    init(handle: ObjectHandle) { self.handle = handle }
+    var count: Int { get { handle[Int.self, at: 0] } set { handle[Int.self, at: 0] = newValue } }
+    subscript(index: Int) -> UInt64 {
+        get { handle[UInt64.self, at: 8 + 8 * index] }
+        set { handle[UInt64.self, at: 8 + 8 * index] = newValue }
+    }
+}
+
+/// The volatile baseline for reads: a plain Swift class with a stored property.
+final class PlainRecord {
+    var a: Int
+    var b = 0, c = 0, d = 0
+    init(a: Int) { self.a = a }
+}
+
+// MARK: Helpers
+
+func nanoseconds() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
+func fmt(_ value: Double, _ digits: Int = 3) -> String { String(format: "%.\(digits)f", value) }
+@inline(never) func blackHole<T>(_ value: T) { withExtendedLifetime(value) {} }
+
+func scratchDirectory() -> String {
+    let path = "/dev/shm/ferrite-bench-\(getpid())"
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+var arguments = Array(CommandLine.arguments.dropFirst())
+func option(_ name: String, _ fallback: Int) -> Int {
+    guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count, let v = Int(arguments[i + 1]) else { return fallback }
+    return v
+}
+let command = arguments.first ?? "ops"
+
+// MARK: Operations against PMDK
+
+func runOps() throws {
+    let rounds = option("--rounds", 7)
+    let updates = option("--updates", 200_000)
+    let objects = option("--objects", 100_000)
+    let directory = scratchDirectory()
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    var options = HeapOptions()
+    options.initialSize = 64 << 20
+    let heap = try Heap(path: directory + "/ferrite.pool", options: options)
+    guard let pmdk = pmdk_create(directory + "/pmdk.pool", 1 << 30, UInt64(objects)) else { exit(1) }
+    defer { pmdk_close(pmdk) }
+    let (record, slots) = try heap.transaction { () -> (Record, Slots) in
+        let record = try heap.allocate(Record.self)
+        let slots = try heap.allocate(Slots.self, size: 8 + 8 * objects)
+        slots.count = objects
+        try heap.setRoot("record", to: record)
+        try heap.setRoot("slots", to: slots)
+        return (record, slots)
+    }
+    print("Ferrite heap vs PMDK libpmemobj 1.12, memory mode on /dev/shm; medium: \(heap.medium); \(rounds) rounds, medians")
+    var results: [String: (ferrite: [Double], pmdk: [Double])] = [:]
+    func record(_ name: String, ferrite: Double, pmdk: Double) {
+        results[name, default: ([], [])].ferrite.append(ferrite)
+        results[name, default: ([], [])].pmdk.append(pmdk)
+    }
+    var plainReads: [Double] = []
+    var checksum = 0
+    for round in 0..<rounds {
+        // 1-field update transaction.
+        var start = nanoseconds()
+        for i in 0..<updates { try heap.transaction { record.a = i } }
+        let f1 = Double(nanoseconds() - start) / Double(updates)
+        record("1-field update transaction", ferrite: f1, pmdk: Double(pmdk_update1(pmdk, UInt64(updates))) / Double(updates))
+        // 4-field update transaction.
+        start = nanoseconds()
+        for i in 0..<updates { try heap.transaction { record.a = i; record.b = i; record.c = i; record.d = i } }
+        let f4 = Double(nanoseconds() - start) / Double(updates)
+        record("4-field update transaction", ferrite: f4, pmdk: Double(pmdk_update4(pmdk, UInt64(updates))) / Double(updates))
+        // Allocate-and-link transaction.
+        start = nanoseconds()
+        for i in 0..<objects {
+            try heap.transaction {
+                let object = try heap.allocate(Record.self)
+                object.a = i
+                slots[i] = object.reference
+            }
+        }
+        let fa = Double(nanoseconds() - start) / Double(objects)
+        record("allocate-and-link transaction", ferrite: fa, pmdk: Double(pmdk_alloc_link(pmdk, UInt64(objects))) / Double(objects))
+        // Field read outside a transaction, over all the linked objects.
+        let proxies = try (0..<objects).map { try heap.object(at: slots[$0], as: Record.self) }
+        let plain = (0..<objects).map { PlainRecord(a: $0) }
+        let passes = 20
+        start = nanoseconds()
+        var sum = 0
+        for _ in 0..<passes { for proxy in proxies { sum &+= proxy.a } }
+        let fr = Double(nanoseconds() - start) / Double(objects * passes)
+        var pmdkSum: UInt64 = 0
+        let pr = Double(pmdk_read(pmdk, UInt64(objects), Int32(passes), &pmdkSum)) / Double(objects * passes)
+        start = nanoseconds()
+        for _ in 0..<passes { for object in plain { sum &+= object.a } }
+        plainReads.append(Double(nanoseconds() - start) / Double(objects * passes))
+        checksum &+= sum &+ Int(truncatingIfNeeded: pmdkSum)
+        record("field read outside a transaction", ferrite: fr, pmdk: pr)
+        blackHole(plain)
+        // Free-and-unlink transaction.
+        start = nanoseconds()
+        for i in 0..<objects {
+            try heap.transaction {
+                try heap.free(heap.handle(at: slots[i]))
+                slots[i] = 0
+            }
+        }
+        let ff = Double(nanoseconds() - start) / Double(objects)
+        record("free-and-unlink transaction", ferrite: ff, pmdk: Double(pmdk_free_unlink(pmdk, UInt64(objects))) / Double(objects))
+        FileHandle.standardError.write("round \(round + 1)/\(rounds) done\n".data(using: .utf8)!)
+    }
+    blackHole(checksum)
+
+    print("")
+    print("| operation | Ferrite (us) | PMDK (us) | Ferrite speed-up | target |")
+    print("| --- | --- | --- | --- | --- |")
+    for name in ["1-field update transaction", "4-field update transaction", "allocate-and-link transaction", "free-and-unlink transaction"] {
+        let f = median(results[name]!.ferrite) / 1000, p = median(results[name]!.pmdk) / 1000
+        print("| \(name) | \(fmt(f)) | \(fmt(p)) | \(fmt(p / f, 2))x | ≥ 1.5x |")
+    }
+    let fr = median(results["field read outside a transaction"]!.ferrite), pr = median(results["field read outside a transaction"]!.pmdk)
+    let sr = median(plainReads)
+    print("| field read outside a transaction (ns) | \(fmt(fr, 2)) | \(fmt(pr, 2)) | \(fmt(pr / fr, 2))x | within 1.5x of a Swift class: \(fmt(fr / sr, 2))x (class: \(fmt(sr, 2)) ns) |")
+
+    // Two threads on disjoint data against one.
+    let perThread = updates
+    let records = try heap.transaction { try (0..<2).map { _ in try heap.allocate(Record.self).reference } }
+    var single: [Double] = [], double: [Double] = []
+    for _ in 0..<rounds {
+        let one = try heap.object(at: records[0], as: Record.self)
+        var start = nanoseconds()
+        for i in 0..<perThread { try heap.transaction { one.a = i } }
+        single.append(Double(perThread) / (Double(nanoseconds() - start) / 1e9))
+        start = nanoseconds()
+        DispatchQueue.concurrentPerform(iterations: 2) { t in
+            let mine = try! heap.object(at: records[t], as: Record.self)
+            for i in 0..<perThread { try! heap.transaction { mine.a = i } }
+        }
+        double.append(Double(2 * perThread) / (Double(nanoseconds() - start) / 1e9))
+    }
+    print("")
+    print("1-field update transactions, disjoint objects: 1 thread \(Int(median(single))) tx/s, 2 threads \(Int(median(double))) tx/s: \(fmt(median(double) / median(single), 2))x (target ≥ 1.7x)")
+}
+
+// MARK: Reopen
+
+func runReopen() throws {
+    let objects = option("--objects", 10_000_000)
+    let directory = scratchDirectory()
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let path = directory + "/reopen.pool"
+    do {
+        var options = HeapOptions()
+        options.initialSize = 64 << 20
+        options.logSlotSize = 1 << 20
+        let heap = try Heap(path: path, options: options)
+        let start = nanoseconds()
+        let slots = try heap.transaction { () -> Slots in
+            let slots = try heap.allocate(Slots.self, size: 8 + 8 * objects)
+            slots.count = objects
+            try heap.setRoot("slots", to: slots)
+            return slots
+        }
+        let batch = 10_000
+        for first in stride(from: 0, to: objects, by: batch) {
+            try heap.transaction {
+                for i in first..<min(objects, first + batch) {
+                    let tiny = try heap.allocate(Tiny.self)
+                    tiny.value = i
+                    slots[i] = tiny.reference
+                }
+            }
+        }
+        print("created \(objects) objects in \(fmt(Double(nanoseconds() - start) / 1e9, 1)) s; pool \(heap.size.current >> 20) MiB")
+        heap.close()
+    }
+    func timedOpen() throws -> (Double, Double, Heap.RecoveryReport) {
+        let start = nanoseconds()
+        let heap = try Heap(path: path)
+        let slots = try heap.root("slots", as: Slots.self)!
+        let value = try heap.object(at: slots[objects / 2], as: Tiny.self).value
+        let total = Double(nanoseconds() - start) / 1e6
+        precondition(value == objects / 2 || value > 0)
+        let report = heap.recovery
+        heap.close()
+        return (report.openSeconds * 1000, total, report)
+    }
+    var clean: [Double] = [], cleanFirst: [Double] = []
+    for _ in 0..<5 { let (open, first, _) = try timedOpen(); clean.append(open); cleanFirst.append(first) }
+    print("reopen after a clean close: open \(fmt(median(clean), 2)) ms, open + first lookup \(fmt(median(cleanFirst), 2)) ms (median of 5; target < 50 ms)")
+
+    var crashed: [Double] = [], crashedFirst: [Double] = [], rolledBack = 0
+    for _ in 0..<5 {
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+        child.arguments = ["reopen-child", path, String(objects)]
+        let pipe = Pipe()
+        child.standardOutput = pipe
+        try child.run()
+        _ = pipe.fileHandleForReading.availableData  // the child says it is running
+        usleep(200_000)
+        kill(child.processIdentifier, SIGKILL)
+        child.waitUntilExit()
+        let (open, first, report) = try timedOpen()
+        crashed.append(open); crashedFirst.append(first); rolledBack += report.rolledBackTransactions
+    }
+    print("reopen after SIGKILL mid-transaction: open \(fmt(median(crashed), 2)) ms, open + first lookup \(fmt(median(crashedFirst), 2)) ms (median of 5; \(rolledBack) transactions rolled back; target < 50 ms)")
+    let heap = try Heap(path: path)
+    try heap.register(Slots.self); try heap.register(Tiny.self)
+    let start = nanoseconds()
+    let report = heap.verify()
+    print("verifier after the crashes: \(report.isValid ? "valid" : "INVALID \(report.problems)"), \(report.liveBlocks) live blocks, \(report.unreachableBlocks.count) unreachable (\(fmt(Double(nanoseconds() - start) / 1e9, 1)) s)")
+    heap.close()
+}
+
+/// The child of the crash reopen: replaces random objects in large transactions until killed.
+func runReopenChild() throws {
+    let path = arguments[1]
+    let objects = Int(arguments[2])!
+    let heap = try Heap(path: path)
+    let slots = try heap.root("slots", as: Slots.self)!
+    print("running"); fflush(stdout)
+    var rng = SystemRandomNumberGenerator()
+    while true {
+        try heap.transaction {
+            for _ in 0..<256 {
+                let i = Int.random(in: 0..<objects, using: &rng)
+                try heap.free(heap.handle(at: slots[i]))
+                let tiny = try heap.allocate(Tiny.self)
+                tiny.value = i
+                slots[i] = tiny.reference
+            }
+        }
+    }
+}
+
+do {
+    switch command {
+    case "ops": try runOps()
+    case "reopen": try runReopen()
+    case "reopen-child": try runReopenChild()
+    case "all": try runOps(); print(""); try runReopen()
+    default:
+        print("usage: heap-bench [ops|reopen|all] [--rounds R] [--updates N] [--objects N]")
+        exit(2)
+    }
+} catch {
+    print("heap-bench: \(error)")
+    exit(1)
+}
