@@ -13,7 +13,7 @@ let package = Package(
         .target(name: "PMDKWorkloads", dependencies: ["CLibPMemObj"]),
         .executableTarget(
             name: "heap-bench",
-            dependencies: [.product(name: "FerriteHeap", package: "Ferrite"), "PMDKWorkloads"]
+            dependencies: [.product(name: "FerriteHeap", package: "Ferrite"), .product(name: "FerriteMedium", package: "Ferrite"), "PMDKWorkloads"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -29,10 +29,10 @@ final class SmallChunk {
     /// Blocks held by in-flight transactions; never allocated while held.
     let inflight: UnsafeMutablePointer<UInt64>
     // Guarded by the class lock:
-    var owned = false
-    var listed = false
+    @exclusivity(unchecked) var owned = false
+    @exclusivity(unchecked) var listed = false
     // Owner only:
-    var cursor = 0
+    @exclusivity(unchecked) var cursor = 0
 
     init(index: Int, classIndex: Int, sizeClass: SizeClasses.SizeClass, start: Int, base: UnsafeMutableRawPointer) {
         self.index = index
@@ -74,7 +74,7 @@ final class ThreadCache {
 final class Allocator: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
     let layout: PoolLayout
-    let medium: any PersistenceMedium
+    let domain: PersistDomain
     let mapping: PoolMapping
     let sizes: SizeClasses
     let chunkTable: UnsafeMutablePointer<UInt64>
@@ -92,10 +92,10 @@ final class Allocator: @unchecked Sendable {
 
     static let stateFree: UInt8 = 0, stateSmall: UInt8 = 1, stateHugeHead: UInt8 = 2, stateHugeTail: UInt8 = 3, stateReserved: UInt8 = 4
 
-    init(base: UnsafeMutableRawPointer, layout: PoolLayout, medium: any PersistenceMedium, mapping: PoolMapping, chunkCount: Int) {
+    init(base: UnsafeMutableRawPointer, layout: PoolLayout, domain: PersistDomain, mapping: PoolMapping, chunkCount: Int) {
         self.base = base
         self.layout = layout
-        self.medium = medium
+        self.domain = domain
         self.mapping = mapping
         self.sizes = SizeClasses(chunkSize: layout.chunkSize)
         self.chunkTable = (base + layout.chunkTableOffset).assumingMemoryBound(to: UInt64.self)
@@ -187,9 +187,9 @@ final class Allocator: @unchecked Sendable {
             let sizeClass = sizes.classes[cls]
             // Zero the bitmap durably before the chunk table says the chunk holds small blocks.
             (base + start).initializeMemory(as: UInt8.self, repeating: 0, count: sizeClass.bitmapBytes)
-            medium.persist(base + start, count: sizeClass.bitmapBytes)
+            domain.persist(base + start, count: sizeClass.bitmapBytes)
             ferrite_atomic_store_u64(chunkTable + index, ChunkEntry.make(ChunkEntry.small, sizeClass.blockSize))
-            medium.persist(chunkTable + index, count: 8)
+            domain.persist(chunkTable + index, count: 8)
             let chunk = SmallChunk(index: index, classIndex: cls, sizeClass: sizeClass, start: start, base: base)
             chunk.owned = true
             smallChunks[index] = chunk
@@ -220,8 +220,11 @@ final class Allocator: @unchecked Sendable {
         guard let location = locateSmall(offset) else { return }
         let word = location.bitmap + location.word
         if allocated { _ = ferrite_atomic_fetch_or_u64(word, location.mask) } else { _ = ferrite_atomic_fetch_and_u64(word, ~location.mask) }
-        medium.flush(word, count: 8)
+        domain.flush(word, count: 8)
     }
+
+    /// Whether a block (small or huge) is allocated, from persistent state alone.
+    func isLive(_ offset: Int) -> Bool { isAllocated(offset) || hugeRun(at: offset) != nil }
 
     /// Whether a small block's bit is set.
     func isAllocated(_ offset: Int) -> Bool {
@@ -345,7 +348,7 @@ final class Allocator: @unchecked Sendable {
         try mapping.grow(to: layout.fileSize(chunks: newCount))
         let header = (base + PoolLayout.offChunkCount)
         ferrite_atomic_store_u64(header, UInt64(newCount))
-        medium.persist(header, count: 8)
+        domain.persist(header, count: 8)
         chunkCount = newCount
     }
 

@@ -34,3 +34,32 @@ enum Checksum {
         return h
     }
 }
+
+/// An incremental 64-bit hash over words and byte ranges (for COMMIT records).
+struct StreamHasher {
+    private(set) var value: UInt64
+
+    init(seed: UInt64) {
+        value = Checksum.mix(seed ^ 0x6A09_E667_F3BC_C909, 0x9E37_79B9_7F4A_7C15) ^ 0xBB67_AE85_84CA_A73B
+    }
+
+    @inline(__always)
+    mutating func add(_ word: UInt64) {
+        value = Checksum.mix(value ^ word, 0x8BB8_4B93_962E_ACC9) &+ 0x3C6E_F372_FE94_F82B
+    }
+
+    /// Adds `count` bytes (any count) and the count itself.
+    mutating func add(_ bytes: UnsafeRawPointer, count: Int) {
+        var i = 0
+        while i + 8 <= count {
+            add(bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            i += 8
+        }
+        if i < count {
+            var tail: UInt64 = 0
+            for j in i..<count { tail |= UInt64(bytes.load(fromByteOffset: j, as: UInt8.self)) << UInt64(8 * (j - i)) }
+            add(tail)
+        }
+        add(UInt64(count))
+    }
+}

@@ -54,9 +54,9 @@ extension Heap {
             entry.storeBytes(of: UInt32(type.persistentSize), toByteOffset: 8, as: UInt32.self)
             entry.storeBytes(of: UInt16(name.count), toByteOffset: 12, as: UInt16.self)
             name.withUnsafeBytes { (entry + 16).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            medium.persist(entry, count: PoolLayout.typeEntrySize)
+            domain.persist(entry, count: PoolLayout.typeEntrySize)
             ferrite_atomic_store_u64(base + PoolLayout.offTypeCount, UInt64(index + 1))
-            medium.persist(base + PoolLayout.offTypeCount, count: 8)
+            domain.persist(base + PoolLayout.offTypeCount, count: 8)
             poolTypes[id] = String(decoding: name, as: UTF8.self)
         }
     }

@@ -64,14 +64,15 @@ public final class Heap: @unchecked Sendable {
     let mapping: PoolMapping
     let layout: PoolLayout
     let allocator: Allocator
+    let domain: PersistDomain
     /// What recovery did when the pool was opened.
     public private(set) var recovery = RecoveryReport()
 
     private var key = pthread_key_t()
     private let contextsLock = Lock()
     private var contexts: [TransactionContext] = []
-    private let slotLock = Lock()
-    private var freeSlots: [Int]
+    /// Per log slot: 1 while a transaction holds it.
+    private let slotOwners: UnsafeMutablePointer<UInt64>
     let typesLock = Lock()
     var swiftTypes: [UInt64: any PersistentObject.Type] = [:]
     var poolTypes: [UInt64: String] = [:]
@@ -88,6 +89,8 @@ public final class Heap: @unchecked Sendable {
     public struct RecoveryReport: Sendable {
         /// Transactions that were in flight at a crash and were rolled back.
         public var rolledBackTransactions = 0
+        /// Transactions that had committed but were not yet marked idle; kept.
+        public var completedTransactions = 0
         /// Undo records applied to roll them back.
         public var undoRecords = 0
         /// Time spent opening the pool (mapping, recovery, allocator), in seconds.
@@ -146,20 +149,25 @@ public final class Heap: @unchecked Sendable {
         self.uuid = header.uuid
         self.path = mapping.path
         self.medium = medium
-        // Recovery: roll back every transaction whose slot is still active. Its cost is the size
-        // of those logs; no object is visited.
+        // Recovery: settle every slot still active: keep a transaction whose COMMIT record
+        // matches the pool, roll back any other. Its cost is the size of those logs; no object is
+        // visited.
         var report = RecoveryReport()
-        let recoveryAllocator = Allocator(base: mapping.base, layout: header.layout, medium: medium, mapping: mapping, chunkCount: header.chunkCount)
+        let domain = PersistDomain(medium: medium, base: mapping.base, layout: header.layout)
+        self.domain = domain
+        let recoveryAllocator = Allocator(base: mapping.base, layout: header.layout, domain: domain, mapping: mapping, chunkCount: header.chunkCount)
         for slot in 0..<header.layout.logSlotCount {
             let log = UndoLog(slot: mapping.base + header.layout.logSlotOffset(slot), capacity: header.layout.logSlotSize)
             if log.isActive {
-                report.rolledBackTransactions += 1
-                report.undoRecords += log.rollBack(base: mapping.base, poolSize: mapping.mappedSize, allocator: recoveryAllocator, medium: medium)
+                let outcome = log.settle(base: mapping.base, poolSize: mapping.mappedSize, allocator: recoveryAllocator, domain: domain)
+                if outcome.rolledBack { report.rolledBackTransactions += 1 } else { report.completedTransactions += 1 }
+                report.undoRecords += outcome.undone
             }
         }
         self.allocator = report.rolledBackTransactions == 0 ? recoveryAllocator
-            : Allocator(base: mapping.base, layout: header.layout, medium: medium, mapping: mapping, chunkCount: header.chunkCount)
-        self.freeSlots = Array((0..<header.layout.logSlotCount).reversed())
+            : Allocator(base: mapping.base, layout: header.layout, domain: domain, mapping: mapping, chunkCount: header.chunkCount)
+        self.slotOwners = .allocate(capacity: header.layout.logSlotCount)
+        slotOwners.initialize(repeating: 0, count: header.layout.logSlotCount)
         self.stripes = .allocate(capacity: Self.stripeCount)
         for i in 0..<Self.stripeCount {
             (stripes + i).initialize(to: pthread_mutex_t())
@@ -175,6 +183,7 @@ public final class Heap: @unchecked Sendable {
         close()
         for i in 0..<Self.stripeCount { pthread_mutex_destroy(stripes + i) }
         stripes.deallocate()
+        slotOwners.deallocate()
     }
 
     /// Closes the heap: unmaps the pool and releases its lock. Proxies of this heap must not be
@@ -202,16 +211,33 @@ public final class Heap: @unchecked Sendable {
         return context
     }
 
-    func acquireLogSlot() -> Int {
-        slotLock.lock()
-        defer { slotLock.unlock() }
-        while freeSlots.isEmpty { slotLock.wait() }
-        return freeSlots.removeLast()
+    /// Takes a free log slot, preferring the one after `previous` (so a thread alternates between
+    /// slots) and slots whose idle mark is durable. A slot whose idle mark may not be durable is
+    /// only reused after a fence makes it so: its records must survive until then.
+    func acquireLogSlot(after previous: Int) -> Int {
+        let count = layout.logSlotCount
+        let start = previous + 1
+        while true {
+            for k in 0..<count {
+                let slot = (start + k) % count
+                if ferrite_atomic_load_u64(slotOwners + slot) == 0, !domain.isIdlePending(slot),
+                   ferrite_atomic_cas_u64(slotOwners + slot, 0, 1) != 0 {
+                    return slot
+                }
+            }
+            for k in 0..<count {
+                let slot = (start + k) % count
+                if ferrite_atomic_cas_u64(slotOwners + slot, 0, 1) != 0 {
+                    if domain.isIdlePending(slot) { domain.fence() }
+                    return slot
+                }
+            }
+            usleep(20)  // every slot is in use: wait for a transaction to end
+        }
     }
 
     func releaseLogSlot(_ slot: Int) {
-        slotLock.withLock { freeSlots.append(slot) }
-        slotLock.broadcast()
+        ferrite_atomic_store_u64(slotOwners + slot, 0)
     }
 
     func logSlot(_ slot: Int) -> UndoLog {

@@ -4,40 +4,45 @@ import FerriteMedium
 /// The state of the calling thread's transaction on one heap. One per thread per heap, reused
 /// from one transaction to the next so that steady-state transactions allocate nothing.
 ///
-/// The commit protocol (undo logging, writes in place):
-/// 1. Before the first store to an object segment, its old bytes are appended to the slot's log,
-///    written back and fenced; then the store goes to the object in place.
-/// 2. Allocations and frees are logged as logical undo records that ride along with the next
-///    log fence; only then are bitmap bits changed.
-/// 3. Commit writes back every changed segment, new block and bitmap word, fences, then marks the
-///    slot idle and fences again. A crash before that last fence rolls the transaction back.
+/// The commit protocol (undo logging, writes in place; docs/pool-format.md has the details):
+/// 1. Before the first store to an object segment, its old bytes are appended to the slot's log
+///    and fenced; then the store goes to the object in place. Allocation and free records ride
+///    along with that fence, and only then do bitmap bits change.
+/// 2. Commit appends a COMMIT record holding a hash of all the transaction's effects, writes back
+///    the record, every changed segment and every new block, and fences: that fence is the
+///    commit point. A transaction that changes one segment makes two ordered persist points.
+/// 3. The slot is then marked idle without a fence; the next fence anyone issues makes the mark
+///    durable (``PersistDomain``), before any later transaction can change what this one wrote.
 final class TransactionContext {
-    unowned let heap: Heap
+    unowned(unsafe) let heap: Heap
     let cache: ThreadCache
 
-    var depth = 0
-    var failure: (any Error)?
+    @exclusivity(unchecked) var depth = 0
+    @exclusivity(unchecked) var failure: (any Error)?
 
     // The log slot, acquired at the first logged change.
-    var slotIndex = -1
-    var log = UndoLog(slot: UnsafeMutableRawPointer(bitPattern: 64)!, capacity: 0)
-    var seq: UInt64 = 0
-    var cursor = 0
-    var unflushedFrom = 0
+    @exclusivity(unchecked) var slotIndex = -1
+    @exclusivity(unchecked) var lastSlot = -1
+    @exclusivity(unchecked) var log = UndoLog(slot: UnsafeMutableRawPointer(bitPattern: 64)!, capacity: 0)
+    @exclusivity(unchecked) var seq: UInt64 = 0
+    @exclusivity(unchecked) var cursor = 0
+    @exclusivity(unchecked) var unflushedFrom = 0
+    /// The records written so far (the COMMIT hash is computed over them).
+    @exclusivity(unchecked) var records: [LogRecord] = []
 
     /// Segments (pool offsets) whose old bytes are in the log, with their lengths.
-    var snapshotted: [UInt64: Int] = [:]
-    /// Blocks allocated by this transaction: writes to them need no undo.
-    var newBlocks: [UInt64: Int] = [:]
-    /// Allocations and frees not yet logged.
-    var pendingAllocations: [UInt64] = []
-    var pendingFrees: [UInt64] = []
-    /// Chunk-table words to log and apply (huge allocations and frees): offset -> new value.
-    var pendingChunkWrites: [(index: Int, value: UInt64)] = []
-    /// Blocks to release from the allocator's in-flight set when the transaction ends.
-    var heldBlocks: [UInt64] = []
-    /// Huge runs this transaction allocates or frees: whether each is allocated before it, and after it commits.
-    var heldHuge: [(index: Int, count: Int, before: Bool, after: Bool)] = []
+    @exclusivity(unchecked) var snapshotted = OffsetMap()
+    /// Blocks allocated by this transaction, with the bytes they use: writes to them need no undo.
+    @exclusivity(unchecked) var newBlocks = OffsetMap()
+    /// Allocations (block, bytes) and frees (block, capacity) not yet logged.
+    @exclusivity(unchecked) var pendingAllocations: [UInt64] = []
+    @exclusivity(unchecked) var pendingFrees: [UInt64] = []
+    /// Chunk-table words to log and apply (huge allocations and frees).
+    @exclusivity(unchecked) var pendingChunkWrites: [(index: Int, value: UInt64)] = []
+    /// Small blocks to release from the allocator's in-flight set when the transaction ends.
+    @exclusivity(unchecked) var heldBlocks: [UInt64] = []
+    /// Huge runs this transaction allocates or frees: allocated before it, and after it commits.
+    @exclusivity(unchecked) var heldHuge: [(index: Int, count: Int, before: Bool, after: Bool)] = []
 
     init(heap: Heap) {
         self.heap = heap
@@ -52,7 +57,8 @@ final class TransactionContext {
 
     private func startLog() {
         guard !logStarted else { return }
-        slotIndex = heap.acquireLogSlot()
+        slotIndex = heap.acquireLogSlot(after: lastSlot)
+        lastSlot = slotIndex
         log = heap.logSlot(slotIndex)
         seq = log.seq &+ 1
         ferrite_atomic_store_u64(log.slot, UndoLog.state(seq: seq, active: true))
@@ -61,33 +67,41 @@ final class TransactionContext {
     }
 
     private func append(kind: UInt32, offset: UInt64, payload: UnsafeRawPointer?, length: Int) throws(HeapError) {
-        guard log.append(kind: kind, offset: offset, payload: payload, length: length, seq: seq, cursor: &cursor) else {
+        guard let record = log.append(kind: kind, offset: offset, payload: payload, length: length, seq: seq, cursor: &cursor) else {
             throw .transactionTooLarge(logBytes: log.capacity)
         }
+        records.append(record)
+    }
+
+    private func appendPairs(kind: UInt32, _ blocks: [UInt64]) throws(HeapError) {
+        guard !blocks.isEmpty else { return }
+        let record = blocks.withUnsafeBytes { raw in
+            log.append(kind: kind, offset: 0, payload: raw.baseAddress, length: raw.count, seq: seq, cursor: &cursor)
+        }
+        guard let record else { throw .transactionTooLarge(logBytes: log.capacity) }
+        records.append(record)
     }
 
     /// Logs pending allocator records, makes the log durable, then applies those records.
     private func persistLog() throws(HeapError) {
         startLog()
-        for (kind, blocks) in [(UndoRecord.allocations, pendingAllocations), (UndoRecord.frees, pendingFrees)] where !blocks.isEmpty {
-            let logged = blocks.withUnsafeBytes { raw in
-                log.append(kind: kind, offset: 0, payload: raw.baseAddress, length: raw.count, seq: seq, cursor: &cursor)
-            }
-            guard logged else { throw .transactionTooLarge(logBytes: log.capacity) }
-        }
+        try appendPairs(kind: UndoRecord.allocations, pendingAllocations)
+        try appendPairs(kind: UndoRecord.frees, pendingFrees)
         let table = heap.allocator.chunkTable
         for write in pendingChunkWrites {
-            try append(kind: UndoRecord.data, offset: UInt64(heap.layout.chunkTableOffset + write.index * 8),
-                       payload: table + write.index, length: 8)
+            try append(kind: UndoRecord.data, offset: UInt64(heap.layout.chunkTableOffset + write.index * 8), payload: table + write.index, length: 8)
         }
-        heap.medium.flush(log.slot + unflushedFrom, count: cursor - unflushedFrom)
-        heap.medium.fence()
+        let domain = heap.domain
+        domain.flush(log.slot + unflushedFrom, count: cursor - unflushedFrom)
+        domain.fence()
         unflushedFrom = cursor
-        for block in pendingAllocations { heap.allocator.setBit(Int(block), allocated: true) }
-        for block in pendingFrees { heap.allocator.setBit(Int(block), allocated: false) }
+        var i = 0
+        while i < pendingAllocations.count { heap.allocator.setBit(Int(pendingAllocations[i]), allocated: true); i += 2 }
+        i = 0
+        while i < pendingFrees.count { heap.allocator.setBit(Int(pendingFrees[i]), allocated: false); i += 2 }
         for write in pendingChunkWrites {
             ferrite_atomic_store_u64(table + write.index, write.value)
-            heap.medium.flush(table + write.index, count: 8)
+            domain.flush(table + write.index, count: 8)
         }
         pendingAllocations.removeAll(keepingCapacity: true)
         pendingFrees.removeAll(keepingCapacity: true)
@@ -99,6 +113,7 @@ final class TransactionContext {
     /// Makes sure the old bytes of `offset ..< offset + count` (pool offsets, inside the object
     /// whose block starts at `block`) are logged before the caller stores there.
     /// Returns false if the store must not happen (the transaction is doomed).
+    @inline(__always)
     func prepareWrite(block: UInt64, offset: Int, count: Int) -> Bool {
         if failure != nil { return false }
         if newBlocks[block] != nil { return true }
@@ -118,14 +133,14 @@ final class TransactionContext {
                     failure = error
                     return false
                 }
-                snapshotted[key] = length
+                snapshotted.set(key, length)
             }
             segment += segmentSize
         }
         return true
     }
 
-    /// Logs the old bytes of a range outside any object (roots, type table) before a store.
+    /// Logs the old bytes of a range outside any object (roots) before a store.
     func prepareRawWrite(offset: Int, count: Int) throws(HeapError) {
         if let failure { throw (failure as? HeapError) ?? .transactionAborted }
         let key = UInt64(offset)
@@ -133,19 +148,20 @@ final class TransactionContext {
         startLog()
         try append(kind: UndoRecord.data, offset: key, payload: heap.base + offset, length: count)
         try persistLog()
-        snapshotted[key] = count
+        snapshotted.set(key, count)
     }
 
     // MARK: Allocation
 
+    /// Allocates a block for `bytes` (header included); returns its pool offset.
     func allocate(bytes: Int) throws(HeapError) -> Int {
         if let failure { throw (failure as? HeapError) ?? .transactionAborted }
         let allocator = heap.allocator
         if let cls = allocator.sizes.classIndex(forBlockSize: bytes) {
             let (offset, _) = try allocator.reserveSmall(size: bytes, classIndex: cls, cache: cache)
-            pendingAllocations.append(UInt64(offset))
+            pendingAllocations.append(UInt64(offset)); pendingAllocations.append(UInt64(bytes))
             heldBlocks.append(UInt64(offset))
-            newBlocks[UInt64(offset)] = allocator.sizes.classes[cls].blockSize
+            newBlocks.set(UInt64(offset), bytes)
             return offset
         }
         let run = try allocator.reserveHuge(bytes: bytes)
@@ -154,8 +170,21 @@ final class TransactionContext {
         }
         heldHuge.append((run.index, run.count, false, true))
         let offset = heap.layout.heapOffset + run.index * heap.layout.chunkSize
-        newBlocks[UInt64(offset)] = run.count * heap.layout.chunkSize
+        pendingAllocations.append(UInt64(offset)); pendingAllocations.append(UInt64(bytes))
+        newBlocks.set(UInt64(offset), bytes)
         return offset
+    }
+
+    private func removePendingAllocation(_ block: UInt64) -> Bool {
+        var i = 0
+        while i < pendingAllocations.count {
+            if pendingAllocations[i] == block {
+                pendingAllocations.removeSubrange(i..<i + 2)
+                return true
+            }
+            i += 2
+        }
+        return false
     }
 
     func free(block: UInt64) throws(HeapError) {
@@ -163,27 +192,30 @@ final class TransactionContext {
         let allocator = heap.allocator
         let offset = Int(block)
         let chunkSize = heap.layout.chunkSize
-        if let size = newBlocks[block] {
+        if newBlocks[block] != nil {
             // Freed by the transaction that allocated it.
-            newBlocks[block] = nil
-            if size >= chunkSize, let i = heldHuge.firstIndex(where: { heap.layout.heapOffset + $0.index * chunkSize == offset }) {
+            newBlocks.remove(block)
+            if let i = heldHuge.firstIndex(where: { heap.layout.heapOffset + $0.index * chunkSize == offset }) {
                 heldHuge[i].after = false
-                for c in 0..<heldHuge[i].count { pendingChunkWrites.append((heldHuge[i].index + c, 0)) }
-            } else if let i = pendingAllocations.firstIndex(of: block) {
-                pendingAllocations.remove(at: i)  // never logged nor applied: nothing to undo
-            } else {
-                pendingFrees.append(block)
+                let run = heldHuge[i]
+                if !removePendingAllocation(block) {
+                    pendingFrees.append(block); pendingFrees.append(UInt64(run.count * chunkSize))
+                }
+                for c in 0..<run.count { pendingChunkWrites.append((run.index + c, 0)) }
+            } else if !removePendingAllocation(block) {
+                pendingFrees.append(block); pendingFrees.append(UInt64(allocator.locateSmall(offset)?.blockSize ?? 0))
             }
             return
         }
         if let run = allocator.hugeRun(at: offset) {
             guard allocator.holdHugeForFree(index: run.index) else { throw .invalidFree(block) }
             heldHuge.append((run.index, run.count, true, false))
+            pendingFrees.append(block); pendingFrees.append(UInt64(run.count * chunkSize))
             for c in 0..<run.count { pendingChunkWrites.append((run.index + c, 0)) }
             return
         }
-        guard allocator.holdForFree(offset) else { throw .invalidFree(block) }
-        pendingFrees.append(block)
+        guard let location = allocator.locateSmall(offset), allocator.holdForFree(offset) else { throw .invalidFree(block) }
+        pendingFrees.append(block); pendingFrees.append(UInt64(location.blockSize))
         heldBlocks.append(block)
     }
 
@@ -199,43 +231,66 @@ final class TransactionContext {
             do { try persistLog() } catch { failure = error; abort(); throw error }
         }
         if logStarted {
-            let medium = heap.medium
-            for (segment, length) in snapshotted { medium.flush(heap.base + Int(segment), count: length) }
-            for (block, size) in newBlocks { medium.flush(heap.base + Int(block), count: min(size, ObjectHeader.size + heap.payloadSize(ofBlock: Int(block)))) }
-            medium.fence()
+            let heap = self.heap
+            let base = heap.base
+            let hash = UndoLog.commitHash(records: records, seq: seq, base: base, poolSize: heap.mapping.mappedSize, allocator: heap.allocator)
+            do {
+                try withUnsafeBytes(of: hash) { (raw) throws(HeapError) in
+                    try append(kind: UndoRecord.commit, offset: 0, payload: raw.baseAddress, length: 8)
+                }
+            } catch { failure = error; abort(); throw error }
+            let domain = heap.domain
+            domain.flush(log.slot + unflushedFrom, count: cursor - unflushedFrom)
+            let segments = snapshotted.keys, lengths = snapshotted.values
+            for i in segments.indices { domain.flush(base + Int(segments[i]), count: lengths[i]) }
+            let blocks = newBlocks.keys, sizes = newBlocks.values
+            for i in blocks.indices { domain.flush(base + Int(blocks[i]), count: sizes[i]) }
+            domain.fence()  // the commit point
             ferrite_atomic_store_u64(log.slot, UndoLog.state(seq: seq, active: false))
-            medium.persist(log.slot, count: 8)
+            domain.flush(log.slot, count: 8)
+            domain.markIdlePending(slot: slotIndex, seq: seq)
         }
         finish(committed: true)
     }
 
     func abort() {
         if logStarted {
-            log.rollBack(base: heap.base, poolSize: heap.mapping.mappedSize, allocator: heap.allocator, medium: heap.medium)
+            log.rollBack(records: records, base: heap.base, poolSize: heap.mapping.mappedSize, allocator: heap.allocator, domain: heap.domain)
         }
         finish(committed: false)
     }
 
     private func finish(committed: Bool) {
         let allocator = heap.allocator
-        var touched: [ObjectIdentifier: SmallChunk] = [:]
-        for block in heldBlocks {
-            allocator.release(Int(block))
-            if let chunk = allocator.chunk(containing: Int(block)) { touched[ObjectIdentifier(chunk)] = chunk }
+        if !heldBlocks.isEmpty {
+            var lastChunk: SmallChunk? = nil
+            for block in heldBlocks {
+                allocator.release(Int(block))
+                if let chunk = allocator.chunk(containing: Int(block)), chunk !== lastChunk {
+                    lastChunk = chunk
+                    if !chunk.owned { allocator.noteFreed(in: chunk) }
+                }
+            }
+            heldBlocks.removeAll(keepingCapacity: true)
         }
-        for chunk in touched.values where chunk.owned == false { allocator.noteFreed(in: chunk) }
-        for run in heldHuge {
-            allocator.settleHuge(index: run.index, count: run.count, allocated: committed ? run.after : run.before)
+        if !heldHuge.isEmpty {
+            for run in heldHuge {
+                allocator.settleHuge(index: run.index, count: run.count, allocated: committed ? run.after : run.before)
+            }
+            heldHuge.removeAll(keepingCapacity: true)
         }
-        if logStarted { heap.releaseLogSlot(slotIndex) }
-        slotIndex = -1
+        if logStarted {
+            heap.releaseLogSlot(slotIndex)
+            slotIndex = -1
+            records.removeAll(keepingCapacity: true)
+        }
         failure = nil
-        snapshotted.removeAll(keepingCapacity: true)
-        newBlocks.removeAll(keepingCapacity: true)
-        pendingAllocations.removeAll(keepingCapacity: true)
-        pendingFrees.removeAll(keepingCapacity: true)
-        pendingChunkWrites.removeAll(keepingCapacity: true)
-        heldBlocks.removeAll(keepingCapacity: true)
-        heldHuge.removeAll(keepingCapacity: true)
+        snapshotted.removeAll()
+        newBlocks.removeAll()
+        if hasPendingAllocatorWork {
+            pendingAllocations.removeAll(keepingCapacity: true)
+            pendingFrees.removeAll(keepingCapacity: true)
+            pendingChunkWrites.removeAll(keepingCapacity: true)
+        }
     }
 }

@@ -103,11 +103,13 @@ public enum Workload {
 
     /// Runs a planned transaction; returns whether it committed.
     @discardableResult
-    public static func run(_ planned: PlannedTransaction, on table: Table, heap: Heap) throws -> Bool {
+    /// With `shared`, the transaction also increments `shared.a`, holding its lock.
+    public static func run(_ planned: PlannedTransaction, on table: Table, heap: Heap, shared: Cell? = nil) throws -> Bool {
         do {
-            try heap.transaction {
+            try heap.transaction(locking: shared.map { [$0] } ?? []) {
                 for op in planned.ops { try apply(op, table: table, heap: heap) }
                 table.counter += 1
+                if let shared { shared.a += 1 }
                 if planned.aborts { throw WorkloadAbort() }
             }
             return true

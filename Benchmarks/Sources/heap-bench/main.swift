@@ -4,6 +4,7 @@
 //   swift run -c release --package-path Benchmarks heap-bench ops [--rounds R]
 //   swift run -c release --package-path Benchmarks heap-bench reopen [--objects N]
 import FerriteHeap
+import FerriteMedium
 import Foundation
 import PMDKWorkloads
 
@@ -53,6 +54,13 @@ final class PlainRecord {
 
 // MARK: Helpers
 
+/// A medium that does nothing: measures Ferrite's software overhead without persist costs.
+final class NullMedium: PersistenceMedium {
+    func flush(_ address: UnsafeRawPointer, count: Int) {}
+    func fence() {}
+    var description: String { "no-op medium (not durable: overhead only)" }
+}
+
 func nanoseconds() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
@@ -67,7 +75,7 @@ func scratchDirectory() -> String {
     return path
 }
 
-var arguments = Array(CommandLine.arguments.dropFirst())
+let arguments = Array(CommandLine.arguments.dropFirst())
 func option(_ name: String, _ fallback: Int) -> Int {
     guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count, let v = Int(arguments[i + 1]) else { return fallback }
     return v
@@ -84,7 +92,8 @@ func runOps() throws {
     defer { try? FileManager.default.removeItem(atPath: directory) }
     var options = HeapOptions()
     options.initialSize = 64 << 20
-    let heap = try Heap(path: directory + "/ferrite.pool", options: options)
+    let heap = try Heap(path: directory + "/ferrite.pool", options: options,
+                        medium: arguments.contains("--null-medium") ? NullMedium() : nil)
     guard let pmdk = pmdk_create(directory + "/pmdk.pool", 1 << 30, UInt64(objects)) else { exit(1) }
     defer { pmdk_close(pmdk) }
     let (record, slots) = try heap.transaction { () -> (Record, Slots) in
@@ -97,7 +106,7 @@ func runOps() throws {
     }
     print("Ferrite heap vs PMDK libpmemobj 1.12, memory mode on /dev/shm; medium: \(heap.medium); \(rounds) rounds, medians")
     var results: [String: (ferrite: [Double], pmdk: [Double])] = [:]
-    func record(_ name: String, ferrite: Double, pmdk: Double) {
+    func note(_ name: String, ferrite: Double, pmdk: Double) {
         results[name, default: ([], [])].ferrite.append(ferrite)
         results[name, default: ([], [])].pmdk.append(pmdk)
     }
@@ -108,12 +117,12 @@ func runOps() throws {
         var start = nanoseconds()
         for i in 0..<updates { try heap.transaction { record.a = i } }
         let f1 = Double(nanoseconds() - start) / Double(updates)
-        record("1-field update transaction", ferrite: f1, pmdk: Double(pmdk_update1(pmdk, UInt64(updates))) / Double(updates))
+        note("1-field update transaction", ferrite: f1, pmdk: Double(pmdk_update1(pmdk, UInt64(updates))) / Double(updates))
         // 4-field update transaction.
         start = nanoseconds()
         for i in 0..<updates { try heap.transaction { record.a = i; record.b = i; record.c = i; record.d = i } }
         let f4 = Double(nanoseconds() - start) / Double(updates)
-        record("4-field update transaction", ferrite: f4, pmdk: Double(pmdk_update4(pmdk, UInt64(updates))) / Double(updates))
+        note("4-field update transaction", ferrite: f4, pmdk: Double(pmdk_update4(pmdk, UInt64(updates))) / Double(updates))
         // Allocate-and-link transaction.
         start = nanoseconds()
         for i in 0..<objects {
@@ -124,7 +133,7 @@ func runOps() throws {
             }
         }
         let fa = Double(nanoseconds() - start) / Double(objects)
-        record("allocate-and-link transaction", ferrite: fa, pmdk: Double(pmdk_alloc_link(pmdk, UInt64(objects))) / Double(objects))
+        note("allocate-and-link transaction", ferrite: fa, pmdk: Double(pmdk_alloc_link(pmdk, UInt64(objects))) / Double(objects))
         // Field read outside a transaction, over all the linked objects.
         let proxies = try (0..<objects).map { try heap.object(at: slots[$0], as: Record.self) }
         let plain = (0..<objects).map { PlainRecord(a: $0) }
@@ -139,7 +148,7 @@ func runOps() throws {
         for _ in 0..<passes { for object in plain { sum &+= object.a } }
         plainReads.append(Double(nanoseconds() - start) / Double(objects * passes))
         checksum &+= sum &+ Int(truncatingIfNeeded: pmdkSum)
-        record("field read outside a transaction", ferrite: fr, pmdk: pr)
+        note("field read outside a transaction", ferrite: fr, pmdk: pr)
         blackHole(plain)
         // Free-and-unlink transaction.
         start = nanoseconds()
@@ -150,7 +159,7 @@ func runOps() throws {
             }
         }
         let ff = Double(nanoseconds() - start) / Double(objects)
-        record("free-and-unlink transaction", ferrite: ff, pmdk: Double(pmdk_free_unlink(pmdk, UInt64(objects))) / Double(objects))
+        note("free-and-unlink transaction", ferrite: ff, pmdk: Double(pmdk_free_unlink(pmdk, UInt64(objects))) / Double(objects))
         FileHandle.standardError.write("round \(round + 1)/\(rounds) done\n".data(using: .utf8)!)
     }
     blackHole(checksum)
@@ -263,7 +272,7 @@ func runReopenChild() throws {
     let objects = Int(arguments[2])!
     let heap = try Heap(path: path)
     let slots = try heap.root("slots", as: Slots.self)!
-    print("running"); fflush(stdout)
+    FileHandle.standardOutput.write("running\n".data(using: .utf8)!)
     var rng = SystemRandomNumberGenerator()
     while true {
         try heap.transaction {
