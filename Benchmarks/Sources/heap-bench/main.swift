@@ -54,6 +54,19 @@ final class PlainRecord {
 
 // MARK: Helpers
 
+/// Counts the flushes (lines) and fences of the real medium it wraps.
+final class CountingMedium: PersistenceMedium, @unchecked Sendable {
+    let inner = CPUCacheMedium()
+    var lines = 0, fences = 0, flushCalls = 0
+    func flush(_ address: UnsafeRawPointer, count: Int) {
+        flushCalls += 1
+        lines += (Int(bitPattern: address) + count + 63) / 64 - Int(bitPattern: address) / 64
+        inner.flush(address, count: count)
+    }
+    func fence() { fences += 1; inner.fence() }
+    var description: String { "counting " + inner.description }
+}
+
 /// A medium that does nothing: measures Ferrite's software overhead without persist costs.
 final class NullMedium: PersistenceMedium {
     func flush(_ address: UnsafeRawPointer, count: Int) {}
@@ -287,11 +300,31 @@ func runReopenChild() throws {
     }
 }
 
+/// Counts the persist work of each transaction kind (fences, flush calls, lines written back).
+func runCount() throws {
+    let medium = CountingMedium()
+    let directory = scratchDirectory()
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let heap = try Heap(path: directory + "/count.pool", medium: medium)
+    let (record, slots) = try heap.transaction { (try heap.allocate(Record.self), try heap.allocate(Slots.self, size: 8 + 8 * 1000)) }
+    slots.count = 1000
+    func measure(_ name: String, _ n: Int, _ body: (Int) throws -> Void) rethrows {
+        medium.lines = 0; medium.fences = 0; medium.flushCalls = 0
+        for i in 0..<n { try body(i) }
+        print("\(name): \(Double(medium.fences) / Double(n)) fences, \(Double(medium.flushCalls) / Double(n)) flush calls, \(Double(medium.lines) / Double(n)) lines per transaction")
+    }
+    try measure("1-field update", 1000) { i in try heap.transaction { record.a = i } }
+    try measure("4-field update", 1000) { i in try heap.transaction { record.a = i; record.b = i; record.c = i; record.d = i } }
+    try measure("allocate-and-link", 1000) { i in try heap.transaction { let o = try heap.allocate(Record.self); slots[i] = o.reference } }
+    try measure("free-and-unlink", 1000) { i in try heap.transaction { try heap.free(heap.handle(at: slots[i])); slots[i] = 0 } }
+}
+
 do {
     switch command {
     case "ops": try runOps()
     case "reopen": try runReopen()
     case "reopen-child": try runReopenChild()
+    case "count": try runCount()
     case "all": try runOps(); print(""); try runReopen()
     default:
         print("usage: heap-bench [ops|reopen|all] [--rounds R] [--updates N] [--objects N]")
