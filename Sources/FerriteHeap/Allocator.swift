@@ -72,7 +72,10 @@ final class ThreadCache {
 /// committed object) or free: never leaked, never handed out twice. Free lists are not stored:
 /// a thread scans the bitmap of the chunk it owns. Opening a pool reads only the chunk table.
 final class Allocator: @unchecked Sendable {
+    /// The working view: allocation decisions read it.
     let base: UnsafeMutableRawPointer
+    /// The durable view: committed changes are applied to it too.
+    let durable: UnsafeMutableRawPointer
     let layout: PoolLayout
     let domain: PersistDomain
     let mapping: PoolMapping
@@ -92,8 +95,9 @@ final class Allocator: @unchecked Sendable {
 
     static let stateFree: UInt8 = 0, stateSmall: UInt8 = 1, stateHugeHead: UInt8 = 2, stateHugeTail: UInt8 = 3, stateReserved: UInt8 = 4
 
-    init(base: UnsafeMutableRawPointer, layout: PoolLayout, domain: PersistDomain, mapping: PoolMapping, chunkCount: Int) {
+    init(base: UnsafeMutableRawPointer, durable: UnsafeMutableRawPointer, layout: PoolLayout, domain: PersistDomain, mapping: PoolMapping, chunkCount: Int) {
         self.base = base
+        self.durable = durable
         self.layout = layout
         self.domain = domain
         self.mapping = mapping
@@ -141,6 +145,7 @@ final class Allocator: @unchecked Sendable {
     /// allocation and sets its bitmap bit later (``setBit``). Returns the block's pool offset.
     func reserveSmall(size: Int, classIndex cls: Int, cache: ThreadCache) throws(HeapError) -> (Int, SmallChunk) {
         if let chunk = cache.chunks[cls], let offset = takeFree(in: chunk) { return (offset, chunk) }
+        var retried = false
         while true {
             if let old = cache.chunks[cls] {
                 classLocks[cls].withLock { old.owned = false }
@@ -155,7 +160,16 @@ final class Allocator: @unchecked Sendable {
                 return nil
             }
             let chunk: SmallChunk
-            if let next { chunk = next } else { chunk = try formatSmallChunk(classIndex: cls) }
+            if let next {
+                chunk = next
+            } else if !retried && domain.hasDeferredReleases {
+                // Freed blocks wait for their transactions to be retired: retire, then look again.
+                retried = true
+                domain.retire()
+                continue
+            } else {
+                chunk = try formatSmallChunk(classIndex: cls)
+            }
             cache.chunks[cls] = chunk
             if let offset = takeFree(in: chunk) { return (offset, chunk) }
         }
@@ -182,14 +196,17 @@ final class Allocator: @unchecked Sendable {
 
     private func formatSmallChunk(classIndex cls: Int) throws(HeapError) -> SmallChunk {
         try chunkLock.withLock { () throws(HeapError) -> SmallChunk in
-            let index = try findFreeRun(length: 1, requestedBytes: sizes.classes[cls].blockSize)
+            let index = try findFreeRun(length: 1, requestedBytes: sizes.classes[cls].blockSize, allowGrowth: true)!
             let start = layout.heapOffset + index * layout.chunkSize
             let sizeClass = sizes.classes[cls]
             // Zero the bitmap durably before the chunk table says the chunk holds small blocks.
-            (base + start).initializeMemory(as: UInt8.self, repeating: 0, count: sizeClass.bitmapBytes)
-            domain.persist(base + start, count: sizeClass.bitmapBytes)
-            ferrite_atomic_store_u64(chunkTable + index, ChunkEntry.make(ChunkEntry.small, sizeClass.blockSize))
-            domain.persist(chunkTable + index, count: 8)
+            // The chunk is free, and no log above the watermark touches it (freed space is only
+            // reused once the watermark passes the transaction that freed it).
+            for view in [base, durable] { (view + start).initializeMemory(as: UInt8.self, repeating: 0, count: sizeClass.bitmapBytes) }
+            // Plain medium fences: the domain's fence may release retired runs, which takes chunkLock.
+            domain.medium.persist(durable + start, count: sizeClass.bitmapBytes)
+            writeChunkEntry(index, ChunkEntry.make(ChunkEntry.small, sizeClass.blockSize))
+            domain.medium.fence()
             let chunk = SmallChunk(index: index, classIndex: cls, sizeClass: sizeClass, start: start, base: base)
             chunk.owned = true
             smallChunks[index] = chunk
@@ -215,12 +232,30 @@ final class Allocator: @unchecked Sendable {
         return ((base + start).assumingMemoryBound(to: UInt64.self), block / 64, 1 << UInt64(block % 64), sizeClass.blockSize)
     }
 
-    /// Sets (allocates) or clears (frees) a block's bitmap bit and writes the word back.
+    /// Sets (allocates) or clears (frees) a block's bitmap bit in both views, and writes the
+    /// durable word back (without fencing).
     func setBit(_ offset: Int, allocated: Bool) {
         guard let location = locateSmall(offset) else { return }
         let word = location.bitmap + location.word
-        if allocated { _ = ferrite_atomic_fetch_or_u64(word, location.mask) } else { _ = ferrite_atomic_fetch_and_u64(word, ~location.mask) }
-        domain.flush(word, count: 8)
+        let durableWord = (durable + (UnsafeMutableRawPointer(word) - base)).assumingMemoryBound(to: UInt64.self)
+        for target in word == durableWord ? [word] : [word, durableWord] {
+            if allocated { _ = ferrite_atomic_fetch_or_u64(target, location.mask) } else { _ = ferrite_atomic_fetch_and_u64(target, ~location.mask) }
+        }
+        domain.flush(durableWord, count: 8)
+    }
+
+    /// Stores a chunk-table entry in both views and writes the durable word back (no fence).
+    func writeChunkEntry(_ index: Int, _ value: UInt64) {
+        let offset = layout.chunkTableOffset + index * 8
+        ferrite_atomic_store_u64(base + offset, value)
+        ferrite_atomic_store_u64(durable + offset, value)
+        domain.flush(durable + offset, count: 8)
+    }
+
+    /// Releases a freed block once its transaction is durably retired: it may be allocated again.
+    func releaseFreed(_ offset: Int) {
+        release(offset)
+        if let chunk = chunk(containing: offset), !chunk.owned { noteFreed(in: chunk) }
     }
 
     /// Whether a block (small or huge) is allocated, from persistent state alone.
@@ -269,11 +304,18 @@ final class Allocator: @unchecked Sendable {
     /// Reserves a run of chunks for `bytes`; the caller logs and applies the chunk-table entries.
     func reserveHuge(bytes: Int) throws(HeapError) -> (index: Int, count: Int) {
         let count = (bytes + layout.chunkSize - 1) / layout.chunkSize
-        return try chunkLock.withLock { () throws(HeapError) -> (Int, Int) in
-            let index = try findFreeRun(length: count, requestedBytes: bytes)
-            for i in index..<index + count { chunkStates[i] = Self.stateReserved }
-            return (index, count)
+        for attempt in 0..<2 {
+            // Before growing the pool, retire transactions whose freed runs wait for it.
+            let allowGrowth = attempt == 1 || !domain.hasDeferredReleases
+            let found = try chunkLock.withLock { () throws(HeapError) -> Int? in
+                guard let index = try findFreeRun(length: count, requestedBytes: bytes, allowGrowth: allowGrowth) else { return nil }
+                for i in index..<index + count { chunkStates[i] = Self.stateReserved }
+                return index
+            }
+            if let found { return (found, count) }
+            domain.retire()
         }
+        preconditionFailure("growth was allowed")
     }
 
     /// The chunk-table words of a huge run once allocated.
@@ -312,8 +354,9 @@ final class Allocator: @unchecked Sendable {
 
     // MARK: Chunks and growth
 
-    /// Finds `length` free chunks in a row, growing the pool if needed. chunkLock must be held.
-    private func findFreeRun(length: Int, requestedBytes: Int) throws(HeapError) -> Int {
+    /// Finds `length` free chunks in a row, growing the pool if needed and allowed (nil if not).
+    /// chunkLock must be held.
+    private func findFreeRun(length: Int, requestedBytes: Int, allowGrowth: Bool) throws(HeapError) -> Int? {
         var runStart = freeChunkHint, runLength = 0
         var i = freeChunkHint
         var firstFree: Int? = nil
@@ -332,6 +375,7 @@ final class Allocator: @unchecked Sendable {
             i += 1
         }
         if length == 1, let firstFree { return firstFree }
+        guard allowGrowth else { return nil }
         // Grow: the run starts at the trailing free chunks (if any) and extends past the end.
         let start = runLength > 0 ? runStart : chunkCount
         let needed = start + length
@@ -346,9 +390,9 @@ final class Allocator: @unchecked Sendable {
 
     private func grow(to newCount: Int) throws(HeapError) {
         try mapping.grow(to: layout.fileSize(chunks: newCount))
-        let header = (base + PoolLayout.offChunkCount)
-        ferrite_atomic_store_u64(header, UInt64(newCount))
-        domain.persist(header, count: 8)
+        ferrite_atomic_store_u64(base + PoolLayout.offChunkCount, UInt64(newCount))
+        ferrite_atomic_store_u64(durable + PoolLayout.offChunkCount, UInt64(newCount))
+        domain.medium.persist(durable + PoolLayout.offChunkCount, count: 8)
         chunkCount = newCount
     }
 

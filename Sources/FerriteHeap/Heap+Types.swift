@@ -47,16 +47,19 @@ extension Heap {
             if poolTypes[id] != nil { return }
             let index = typeCount
             guard index < PoolLayout.typeCapacity else { throw .tableFull("type table (\(PoolLayout.typeCapacity) types)") }
-            let entry = base + layout.typeTableOffset + index * PoolLayout.typeEntrySize
             let name = Array(type.persistentTypeName.utf8.prefix(PoolLayout.typeNameCapacity))
-            entry.initializeMemory(as: UInt8.self, repeating: 0, count: PoolLayout.typeEntrySize)
-            entry.storeBytes(of: id, as: UInt64.self)
-            entry.storeBytes(of: UInt32(type.persistentSize), toByteOffset: 8, as: UInt32.self)
-            entry.storeBytes(of: UInt16(name.count), toByteOffset: 12, as: UInt16.self)
-            name.withUnsafeBytes { (entry + 16).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            domain.persist(entry, count: PoolLayout.typeEntrySize)
+            for view in [base, mapping.durable] {
+                let entry = view + layout.typeTableOffset + index * PoolLayout.typeEntrySize
+                entry.initializeMemory(as: UInt8.self, repeating: 0, count: PoolLayout.typeEntrySize)
+                entry.storeBytes(of: id, as: UInt64.self)
+                entry.storeBytes(of: UInt32(type.persistentSize), toByteOffset: 8, as: UInt32.self)
+                entry.storeBytes(of: UInt16(name.count), toByteOffset: 12, as: UInt16.self)
+                name.withUnsafeBytes { (entry + 16).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            }
+            domain.persist(mapping.durable + layout.typeTableOffset + index * PoolLayout.typeEntrySize, count: PoolLayout.typeEntrySize)
             ferrite_atomic_store_u64(base + PoolLayout.offTypeCount, UInt64(index + 1))
-            domain.persist(base + PoolLayout.offTypeCount, count: 8)
+            ferrite_atomic_store_u64(mapping.durable + PoolLayout.offTypeCount, UInt64(index + 1))
+            domain.persist(mapping.durable + PoolLayout.offTypeCount, count: 8)
             poolTypes[id] = String(decoding: name, as: UTF8.self)
         }
     }

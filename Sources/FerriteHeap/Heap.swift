@@ -87,12 +87,12 @@ public final class Heap: @unchecked Sendable {
 
     /// What opening the pool found and did.
     public struct RecoveryReport: Sendable {
-        /// Transactions that were in flight at a crash and were rolled back.
-        public var rolledBackTransactions = 0
-        /// Transactions that had committed but were not yet marked idle; kept.
-        public var completedTransactions = 0
-        /// Undo records applied to roll them back.
-        public var undoRecords = 0
+        /// Committed transactions whose effects were re-applied from their logs.
+        public var replayedTransactions = 0
+        /// Records re-applied.
+        public var replayedRecords = 0
+        /// Transactions that had not reached their commit point: discarded, as if never run.
+        public var discardedTransactions = 0
         /// Time spent opening the pool (mapping, recovery, allocator), in seconds.
         public var openSeconds = 0.0
     }
@@ -127,7 +127,7 @@ public final class Heap: @unchecked Sendable {
         let header = try PoolHeader.decode(UnsafeRawBufferPointer(rebasing: image.prefix(PoolLayout.headerSize)),
                                            fileSize: image.count, path: "<memory>")
         let mapping = try PoolMapping.anonymous(image: image, reserve: header.layout.maximumSize)
-        beforeRecovery(mapping.base, header.layout.maximumSize.roundedUp(to: 64))
+        beforeRecovery(mapping.durable, header.layout.maximumSize.roundedUp(to: 64))
         try self.init(mapping: mapping, header: header, medium: medium ?? CPUCacheMedium(), started: started)
     }
 
@@ -144,30 +144,49 @@ public final class Heap: @unchecked Sendable {
 
     private init(mapping: PoolMapping, header: PoolHeader, medium: any PersistenceMedium, started: UInt64) throws(HeapError) {
         self.mapping = mapping
-        self.base = mapping.base
+        self.base = mapping.working
         self.layout = header.layout
         self.uuid = header.uuid
         self.path = mapping.path
         self.medium = medium
-        // Recovery: settle every slot still active: keep a transaction whose COMMIT record
-        // matches the pool, roll back any other. Its cost is the size of those logs; no object is
-        // visited.
+        // Recovery: replay, in commit order, every complete log above the applied watermark.
+        // Its cost is the size of those logs; no object is visited. Incomplete logs (transactions
+        // that had not reached their commit fence) are ignored: nothing of them reached the file.
+        let layout = header.layout
+        let durable = mapping.durable
         var report = RecoveryReport()
-        let domain = PersistDomain(medium: medium, base: mapping.base, layout: header.layout)
-        self.domain = domain
-        let recoveryAllocator = Allocator(base: mapping.base, layout: header.layout, domain: domain, mapping: mapping, chunkCount: header.chunkCount)
-        for slot in 0..<header.layout.logSlotCount {
-            let log = UndoLog(slot: mapping.base + header.layout.logSlotOffset(slot), capacity: header.layout.logSlotSize)
-            if log.isActive {
-                let outcome = log.settle(base: mapping.base, poolSize: mapping.mappedSize, allocator: recoveryAllocator, domain: domain)
-                if outcome.rolledBack { report.rolledBackTransactions += 1 } else { report.completedTransactions += 1 }
-                report.undoRecords += outcome.undone
-            }
+        var watermark = ferrite_atomic_load_u64(durable + PoolLayout.offAppliedSeq)
+        let slotSeqs = (0..<layout.logSlotCount).map { ferrite_atomic_load_u64(durable + layout.logSlotOffset($0)) }
+        let recoveryDomain = PersistDomain(medium: medium, durable: durable, layout: layout, watermark: watermark,
+                                           highestSeq: slotSeqs.max() ?? 0, slotSeqs: slotSeqs)
+        let recoveryAllocator = Allocator(base: durable, durable: durable, layout: layout, domain: recoveryDomain, mapping: mapping, chunkCount: header.chunkCount)
+        recoveryDomain.allocator = recoveryAllocator
+        var committed: [(seq: UInt64, records: [LogRecord])] = []
+        for (slot, seq) in slotSeqs.enumerated() where seq > watermark {
+            let log = RedoLog(slot: durable + layout.logSlotOffset(slot), capacity: layout.logSlotSize)
+            if let records = log.committedRecords(seq: seq) { committed.append((seq, records)) } else { report.discardedTransactions += 1 }
         }
-        self.allocator = report.rolledBackTransactions == 0 ? recoveryAllocator
-            : Allocator(base: mapping.base, layout: header.layout, domain: domain, mapping: mapping, chunkCount: header.chunkCount)
-        self.slotOwners = .allocate(capacity: header.layout.logSlotCount)
-        slotOwners.initialize(repeating: 0, count: header.layout.logSlotCount)
+        if !committed.isEmpty {
+            for entry in committed.sorted(by: { $0.seq < $1.seq }) {
+                RedoLog.apply(entry.records, allocator: recoveryAllocator, poolSize: mapping.mappedSize)
+                report.replayedRecords += entry.records.count
+            }
+            report.replayedTransactions = committed.count
+            medium.fence()
+            watermark = committed.map(\.seq).max()!
+            ferrite_atomic_store_u64(durable + PoolLayout.offAppliedSeq, watermark)
+            medium.flush(durable + PoolLayout.offAppliedSeq, count: 8)
+            medium.fence()
+        }
+        try mapping.mapWorking()
+        let domain = PersistDomain(medium: medium, durable: durable, layout: layout, watermark: watermark,
+                                   highestSeq: slotSeqs.max() ?? 0, slotSeqs: slotSeqs)
+        self.domain = domain
+        self.allocator = Allocator(base: mapping.working, durable: durable, layout: layout, domain: domain, mapping: mapping, chunkCount: header.chunkCount)
+        domain.allocator = allocator
+        domain.poolSize = { [unowned mapping] in mapping.mappedSize }
+        self.slotOwners = .allocate(capacity: layout.logSlotCount)
+        slotOwners.initialize(repeating: 0, count: layout.logSlotCount)
         self.stripes = .allocate(capacity: Self.stripeCount)
         for i in 0..<Self.stripeCount {
             (stripes + i).initialize(to: pthread_mutex_t())
@@ -211,28 +230,24 @@ public final class Heap: @unchecked Sendable {
         return context
     }
 
-    /// Takes a free log slot, preferring the one after `previous` (so a thread alternates between
-    /// slots) and slots whose idle mark is durable. A slot whose idle mark may not be durable is
-    /// only reused after a fence makes it so: its records must survive until then.
+    /// Takes a free log slot whose last transaction is durably retired (its log must survive
+    /// until then), starting after `previous` so that a thread rotates through the slots.
     func acquireLogSlot(after previous: Int) -> Int {
         let count = layout.logSlotCount
         let start = previous + 1
+        var attempts = 0
         while true {
             for k in 0..<count {
                 let slot = (start + k) % count
-                if ferrite_atomic_load_u64(slotOwners + slot) == 0, !domain.isIdlePending(slot),
+                if ferrite_atomic_load_u64(slotOwners + slot) == 0, domain.isReusable(slot),
                    ferrite_atomic_cas_u64(slotOwners + slot, 0, 1) != 0 {
                     return slot
                 }
             }
-            for k in 0..<count {
-                let slot = (start + k) % count
-                if ferrite_atomic_cas_u64(slotOwners + slot, 0, 1) != 0 {
-                    if domain.isIdlePending(slot) { domain.fence() }
-                    return slot
-                }
-            }
-            usleep(20)  // every slot is in use: wait for a transaction to end
+            // Every free slot awaits retirement: a fence retires applied logs.
+            attempts += 1
+            if attempts > 2 { usleep(20) }
+            domain.fence()
         }
     }
 
@@ -240,8 +255,8 @@ public final class Heap: @unchecked Sendable {
         ferrite_atomic_store_u64(slotOwners + slot, 0)
     }
 
-    func logSlot(_ slot: Int) -> UndoLog {
-        UndoLog(slot: base + layout.logSlotOffset(slot), capacity: layout.logSlotSize)
+    func logSlot(_ slot: Int) -> RedoLog {
+        RedoLog(slot: mapping.durable + layout.logSlotOffset(slot), capacity: layout.logSlotSize)
     }
 
     // MARK: Transactions

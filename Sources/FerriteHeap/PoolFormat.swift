@@ -16,10 +16,12 @@ struct PoolLayout: Equatable {
     // Mutable header fields (line at 128).
     static let offChunkCount = 128
     static let offTypeCount = 136
+    /// The applied watermark: every transaction with a commit number up to it is durably applied.
+    static let offAppliedSeq = 144
 
     static let rootCapacity = 64, rootEntrySize = 64, rootNameCapacity = 55
     static let typeCapacity = 256, typeEntrySize = 64, typeNameCapacity = 48
-    static let logSlotHeaderSize = 64
+    static let logSlotHeaderSize = 8
 
     let chunkSize: Int
     let maxChunks: Int

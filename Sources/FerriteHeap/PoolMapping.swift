@@ -4,20 +4,28 @@ import Foundation
 import Glibc
 #endif
 
-/// The memory a pool lives in: a file mapped into a reserved range of address space, so that the
-/// pool can grow in place without moving (and so without invalidating any object's address).
+/// The memory a pool lives in: two views of the pool file, each in a range of address space
+/// reserved for the pool's maximum size, so that the pool grows in place and nothing moves.
+///
+/// - The *durable view* (`MAP_SHARED`, with `MAP_SYNC` on DAX) is the medium: only committed
+///   data is ever stored there, by the commit protocol, and written back with cache-line flushes.
+/// - The *working view* (`MAP_PRIVATE`) is what objects are read and written through. Pages are
+///   shared with the file until first written, then private to the process: a transaction's
+///   stores there can never reach the file before it commits, and are lost with the process.
 final class PoolMapping: @unchecked Sendable {
-    let base: UnsafeMutableRawPointer
+    let durable: UnsafeMutableRawPointer
+    private(set) var working: UnsafeMutableRawPointer
     let reservedSize: Int
     private(set) var mappedSize: Int
     let path: String
     /// The file descriptor, holding the pool's exclusive lock; -1 for an anonymous mapping.
     let fd: Int32
-    /// Whether the file is mapped with MAP_SYNC (a DAX file system: flushes reach the medium).
+    /// Whether the durable view is mapped with MAP_SYNC (a DAX file system).
     let isDAX: Bool
+    private var workingMapped = false
 
-    /// Opens (and locks) an existing pool file, reads and checks its header, and maps it.
-    /// Nothing is written to the file.
+    /// Opens (and locks) an existing pool file, reads and checks its header, and maps its durable
+    /// view. Nothing is written to the file.
     static func openFile(path: String) throws(HeapError) -> (PoolMapping, PoolHeader) {
         let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { throw .systemError(operation: "open", path: path, errno: errno) }
@@ -62,33 +70,41 @@ final class PoolMapping: @unchecked Sendable {
         syncDirectory(of: path)
     }
 
-    /// An anonymous mapping holding `image` (tests open crash images this way).
+    /// Anonymous views holding `image` (tests open crash images this way).
     static func anonymous(image: UnsafeRawBufferPointer, reserve: Int) throws(HeapError) -> PoolMapping {
         let mapping = try PoolMapping(fd: -1, path: "<memory>", reserve: reserve, map: reserve)
-        mapping.base.copyMemory(from: image.baseAddress!, byteCount: image.count)
+        mapping.durable.copyMemory(from: image.baseAddress!, byteCount: image.count)
         return mapping
     }
 
     private init(fd: Int32, path: String, reserve: Int, map: Int) throws(HeapError) {
         let reserveSize = reserve.roundedUp(to: 1 << 21)
-        guard let base = ferrite_reserve_address_space(reserveSize) else {
+        guard let durable = ferrite_reserve_address_space(reserveSize) else {
             throw .systemError(operation: "reserve address space", path: path, errno: errno)
         }
-        self.base = base
+        guard let working = ferrite_reserve_address_space(reserveSize) else {
+            ferrite_release_address_space(durable, reserveSize)
+            throw .systemError(operation: "reserve address space", path: path, errno: errno)
+        }
+        self.durable = durable
+        self.working = working
         self.reservedSize = reserveSize
         self.path = path
         self.fd = fd
         if fd >= 0 {
             var synced: Int32 = 0
-            let result = ferrite_map_fixed(base, map, fd, 1, &synced)
+            let result = ferrite_map_fixed(durable, map, fd, 1, &synced)
             guard result == 0 else {
-                ferrite_release_address_space(base, reserveSize)
+                ferrite_release_address_space(durable, reserveSize)
+                ferrite_release_address_space(working, reserveSize)
                 throw .systemError(operation: "mmap", path: path, errno: result)
             }
             self.isDAX = synced != 0
         } else {
-            guard mprotect(base, reserveSize, PROT_READ | PROT_WRITE) == 0 else {
-                ferrite_release_address_space(base, reserveSize)
+            guard mprotect(durable, reserveSize, PROT_READ | PROT_WRITE) == 0,
+                  mprotect(working, reserveSize, PROT_READ | PROT_WRITE) == 0 else {
+                ferrite_release_address_space(durable, reserveSize)
+                ferrite_release_address_space(working, reserveSize)
                 throw .systemError(operation: "mprotect", path: path, errno: errno)
             }
             self.isDAX = false
@@ -96,22 +112,44 @@ final class PoolMapping: @unchecked Sendable {
         self.mappedSize = map
     }
 
-    /// Extends the file and the mapping to `newSize` bytes, in place.
+    /// Maps the working view, once recovery has finished with the durable view.
+    func mapWorking() throws(HeapError) {
+        precondition(!workingMapped)
+        workingMapped = true
+        if fd >= 0 {
+            guard mmap(working, mappedSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0) != MAP_FAILED else {
+                throw .systemError(operation: "mmap", path: path, errno: errno)
+            }
+        } else {
+            working.copyMemory(from: durable, byteCount: mappedSize)
+        }
+    }
+
+    /// Extends the file and both views to `newSize` bytes, in place. Only the new range is mapped:
+    /// remapping the working view would discard its private pages.
     func grow(to newSize: Int) throws(HeapError) {
         guard newSize > mappedSize else { return }
         precondition(newSize <= reservedSize)
         if fd >= 0 {
             guard ftruncate(fd, off_t(newSize)) == 0 else { throw .systemError(operation: "ftruncate", path: path, errno: errno) }
             guard fsync(fd) == 0 else { throw .systemError(operation: "fsync", path: path, errno: errno) }
-            var synced: Int32 = 0
-            let result = ferrite_map_fixed(base, newSize, fd, isDAX ? 1 : 0, &synced)
-            guard result == 0 else { throw .systemError(operation: "mmap", path: path, errno: result) }
+            let added = newSize - mappedSize
+            let flags = isDAX ? ferrite_map_sync_flags() : MAP_SHARED
+            guard mmap(durable + mappedSize, added, PROT_READ | PROT_WRITE, flags | MAP_FIXED, fd, off_t(mappedSize)) != MAP_FAILED else {
+                throw .systemError(operation: "mmap", path: path, errno: errno)
+            }
+            if workingMapped {
+                guard mmap(working + mappedSize, added, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, off_t(mappedSize)) != MAP_FAILED else {
+                    throw .systemError(operation: "mmap", path: path, errno: errno)
+                }
+            }
         }
         mappedSize = newSize
     }
 
     func close() {
-        ferrite_release_address_space(base, reservedSize)
+        ferrite_release_address_space(durable, reservedSize)
+        ferrite_release_address_space(working, reservedSize)
         if fd >= 0 { Glibc.close(fd) }
     }
 }

@@ -4,43 +4,43 @@ import FerriteMedium
 /// The state of the calling thread's transaction on one heap. One per thread per heap, reused
 /// from one transaction to the next so that steady-state transactions allocate nothing.
 ///
-/// The commit protocol (undo logging, writes in place; docs/pool-format.md has the details):
-/// 1. Before the first store to an object segment, its old bytes are appended to the slot's log
-///    and fenced; then the store goes to the object in place. Allocation and free records ride
-///    along with that fence, and only then do bitmap bits change.
-/// 2. Commit appends a COMMIT record holding a hash of all the transaction's effects, writes back
-///    the record, every changed segment and every new block, and fences: that fence is the
-///    commit point. A transaction that changes one segment makes two ordered persist points.
-/// 3. The slot is then marked idle without a fence; the next fence anyone issues makes the mark
-///    durable (``PersistDomain``), before any later transaction can change what this one wrote.
+/// The commit protocol (redo logging; docs/pool-format.md has the details):
+/// 1. Stores go to the working view in place. The transaction remembers which 8-byte words of
+///    which cache lines it wrote, and the lines' old contents (in DRAM, to abort).
+/// 2. Commit writes a redo log to a free slot: the new bytes of every written word, the blocks
+///    allocated and freed, the chunk-table changes, then a COMMIT record. New blocks are copied to
+///    the durable view directly (nothing references them before the commit). Everything is written
+///    back, then one fence: the commit point.
+/// 3. The log is applied to the durable view and written back without a fence; a later fence
+///    (of any thread) makes it durable and retires it (``PersistDomain``).
+/// An abort restores the written words from DRAM; nothing reaches the medium.
 final class TransactionContext {
     unowned(unsafe) let heap: Heap
     let cache: ThreadCache
+    var identity: ObjectIdentifier { ObjectIdentifier(self) }
 
     @exclusivity(unchecked) var depth = 0
     @exclusivity(unchecked) var failure: (any Error)?
-
-    // The log slot, acquired at the first logged change.
-    @exclusivity(unchecked) var slotIndex = -1
     @exclusivity(unchecked) var lastSlot = -1
-    @exclusivity(unchecked) var log = UndoLog(slot: UnsafeMutableRawPointer(bitPattern: 64)!, capacity: 0)
-    @exclusivity(unchecked) var seq: UInt64 = 0
-    @exclusivity(unchecked) var cursor = 0
-    @exclusivity(unchecked) var unflushedFrom = 0
-    /// The records written so far (the COMMIT hash is computed over them).
-    @exclusivity(unchecked) var records: [LogRecord] = []
 
-    /// Segments (pool offsets) whose old bytes are in the log, with their lengths.
-    @exclusivity(unchecked) var snapshotted = OffsetMap()
-    /// Blocks allocated by this transaction, with the bytes they use: writes to them need no undo.
+    /// Cache lines written (pool offset of the line) -> index into `lineMasks` / `savedLines`.
+    @exclusivity(unchecked) var lines = OffsetMap()
+    /// Per written line: which of its eight words were written.
+    @exclusivity(unchecked) var lineMasks: [UInt8] = []
+    /// Per written line: its eight words before the transaction wrote them.
+    @exclusivity(unchecked) var savedLines: [UInt64] = []
+    /// Blocks allocated by this transaction, with the bytes they use: writes to them need no
+    /// tracking, and they are copied to the durable view at commit.
     @exclusivity(unchecked) var newBlocks = OffsetMap()
-    /// Allocations (block, bytes) and frees (block, capacity) not yet logged.
-    @exclusivity(unchecked) var pendingAllocations: [UInt64] = []
-    @exclusivity(unchecked) var pendingFrees: [UInt64] = []
-    /// Chunk-table words to log and apply (huge allocations and frees).
-    @exclusivity(unchecked) var pendingChunkWrites: [(index: Int, value: UInt64)] = []
-    /// Small blocks to release from the allocator's in-flight set when the transaction ends.
-    @exclusivity(unchecked) var heldBlocks: [UInt64] = []
+    /// (block, bytes) pairs allocated and (block, capacity) pairs freed.
+    @exclusivity(unchecked) var allocations: [UInt64] = []
+    @exclusivity(unchecked) var frees: [UInt64] = []
+    /// (chunk index, value) pairs for huge allocations and frees.
+    @exclusivity(unchecked) var chunkWrites: [UInt64] = []
+    /// Small blocks held by this transaction: allocated (released at its end) and freed
+    /// (released once it is durably retired, or at an abort).
+    @exclusivity(unchecked) var heldAllocated: [UInt64] = []
+    @exclusivity(unchecked) var heldFreed: [UInt64] = []
     /// Huge runs this transaction allocates or frees: allocated before it, and after it commits.
     @exclusivity(unchecked) var heldHuge: [(index: Int, count: Int, before: Bool, after: Bool)] = []
 
@@ -50,105 +50,48 @@ final class TransactionContext {
     }
 
     var isActive: Bool { depth > 0 }
-    var logStarted: Bool { slotIndex >= 0 }
-    var hasPendingAllocatorWork: Bool { !pendingAllocations.isEmpty || !pendingFrees.isEmpty || !pendingChunkWrites.isEmpty }
-
-    // MARK: Logging
-
-    private func startLog() {
-        guard !logStarted else { return }
-        slotIndex = heap.acquireLogSlot(after: lastSlot)
-        lastSlot = slotIndex
-        log = heap.logSlot(slotIndex)
-        seq = log.seq &+ 1
-        ferrite_atomic_store_u64(log.slot, UndoLog.state(seq: seq, active: true))
-        cursor = PoolLayout.logSlotHeaderSize
-        unflushedFrom = 0
-    }
-
-    private func append(kind: UInt32, offset: UInt64, payload: UnsafeRawPointer?, length: Int) throws(HeapError) {
-        guard let record = log.append(kind: kind, offset: offset, payload: payload, length: length, seq: seq, cursor: &cursor) else {
-            throw .transactionTooLarge(logBytes: log.capacity)
-        }
-        records.append(record)
-    }
-
-    private func appendPairs(kind: UInt32, _ blocks: [UInt64]) throws(HeapError) {
-        guard !blocks.isEmpty else { return }
-        let record = blocks.withUnsafeBytes { raw in
-            log.append(kind: kind, offset: 0, payload: raw.baseAddress, length: raw.count, seq: seq, cursor: &cursor)
-        }
-        guard let record else { throw .transactionTooLarge(logBytes: log.capacity) }
-        records.append(record)
-    }
-
-    /// Logs pending allocator records, makes the log durable, then applies those records.
-    private func persistLog() throws(HeapError) {
-        startLog()
-        try appendPairs(kind: UndoRecord.allocations, pendingAllocations)
-        try appendPairs(kind: UndoRecord.frees, pendingFrees)
-        let table = heap.allocator.chunkTable
-        for write in pendingChunkWrites {
-            try append(kind: UndoRecord.data, offset: UInt64(heap.layout.chunkTableOffset + write.index * 8), payload: table + write.index, length: 8)
-        }
-        let domain = heap.domain
-        domain.flush(log.slot + unflushedFrom, count: cursor - unflushedFrom)
-        domain.fence()
-        unflushedFrom = cursor
-        var i = 0
-        while i < pendingAllocations.count { heap.allocator.setBit(Int(pendingAllocations[i]), allocated: true); i += 2 }
-        i = 0
-        while i < pendingFrees.count { heap.allocator.setBit(Int(pendingFrees[i]), allocated: false); i += 2 }
-        for write in pendingChunkWrites {
-            ferrite_atomic_store_u64(table + write.index, write.value)
-            domain.flush(table + write.index, count: 8)
-        }
-        pendingAllocations.removeAll(keepingCapacity: true)
-        pendingFrees.removeAll(keepingCapacity: true)
-        pendingChunkWrites.removeAll(keepingCapacity: true)
-    }
+    var hasChanges: Bool { !lines.isEmpty || !newBlocks.isEmpty || !allocations.isEmpty || !frees.isEmpty || !chunkWrites.isEmpty }
 
     // MARK: Writes
 
-    /// Makes sure the old bytes of `offset ..< offset + count` (pool offsets, inside the object
-    /// whose block starts at `block`) are logged before the caller stores there.
-    /// Returns false if the store must not happen (the transaction is doomed).
+    /// Records that `count` bytes at pool offset `offset`, inside the object whose block starts at
+    /// `block`, are about to be written. Returns false if the store must not happen (the
+    /// transaction is doomed).
     @inline(__always)
     func prepareWrite(block: UInt64, offset: Int, count: Int) -> Bool {
         if failure != nil { return false }
         if newBlocks[block] != nil { return true }
-        let blockStart = Int(block)
-        let blockEnd = blockStart + ObjectHeader.size + heap.payloadSize(ofBlock: blockStart)
-        let segmentSize = blockEnd - blockStart <= Heap.segmentBytes ? blockEnd - blockStart : Heap.segmentBytes
-        var segment = blockStart + (offset - blockStart) / segmentSize * segmentSize
-        while segment < offset + count {
-            let key = UInt64(segment)
-            if snapshotted[key] == nil {
-                let length = min(segmentSize, blockEnd - segment)
-                do {
-                    startLog()
-                    try append(kind: UndoRecord.data, offset: key, payload: heap.base + segment, length: length)
-                    try persistLog()
-                } catch {
-                    failure = error
-                    return false
-                }
-                snapshotted.set(key, length)
-            }
-            segment += segmentSize
-        }
+        track(offset: offset, count: count)
         return true
     }
 
-    /// Logs the old bytes of a range outside any object (roots) before a store.
+    /// Records a write of `count` bytes at pool offset `offset` (outside new blocks).
+    func track(offset: Int, count: Int) {
+        let end = offset + count
+        var line = offset & ~63
+        let base = heap.base
+        while line < end {
+            let index: Int
+            if let existing = lines[UInt64(line)] {
+                index = existing
+            } else {
+                index = lineMasks.count
+                lines.set(UInt64(line), index)
+                lineMasks.append(0)
+                let words = (base + line).assumingMemoryBound(to: UInt64.self)
+                for w in 0..<8 { savedLines.append(words[w]) }
+            }
+            let first = (max(offset, line) - line) >> 3
+            let last = (min(end, line + 64) - line - 1) >> 3
+            lineMasks[index] |= UInt8(truncatingIfNeeded: (0xFF << first) & (0xFF >> (7 - last)))
+            line += 64
+        }
+    }
+
+    /// Records a write to a range outside any object (roots).
     func prepareRawWrite(offset: Int, count: Int) throws(HeapError) {
         if let failure { throw (failure as? HeapError) ?? .transactionAborted }
-        let key = UInt64(offset)
-        if let length = snapshotted[key], length >= count { return }
-        startLog()
-        try append(kind: UndoRecord.data, offset: key, payload: heap.base + offset, length: count)
-        try persistLog()
-        snapshotted.set(key, count)
+        track(offset: offset, count: count)
     }
 
     // MARK: Allocation
@@ -159,32 +102,28 @@ final class TransactionContext {
         let allocator = heap.allocator
         if let cls = allocator.sizes.classIndex(forBlockSize: bytes) {
             let (offset, _) = try allocator.reserveSmall(size: bytes, classIndex: cls, cache: cache)
-            pendingAllocations.append(UInt64(offset)); pendingAllocations.append(UInt64(bytes))
-            heldBlocks.append(UInt64(offset))
+            allocations.append(UInt64(offset)); allocations.append(UInt64(bytes))
+            heldAllocated.append(UInt64(offset))
             newBlocks.set(UInt64(offset), bytes)
             return offset
         }
         let run = try allocator.reserveHuge(bytes: bytes)
         for (i, value) in allocator.hugeEntries(index: run.index, count: run.count).enumerated() {
-            pendingChunkWrites.append((run.index + i, value))
+            chunkWrites.append(UInt64(run.index + i)); chunkWrites.append(value)
         }
         heldHuge.append((run.index, run.count, false, true))
         let offset = heap.layout.heapOffset + run.index * heap.layout.chunkSize
-        pendingAllocations.append(UInt64(offset)); pendingAllocations.append(UInt64(bytes))
+        allocations.append(UInt64(offset)); allocations.append(UInt64(bytes))
         newBlocks.set(UInt64(offset), bytes)
         return offset
     }
 
-    private func removePendingAllocation(_ block: UInt64) -> Bool {
+    private func removeAllocation(_ block: UInt64) {
         var i = 0
-        while i < pendingAllocations.count {
-            if pendingAllocations[i] == block {
-                pendingAllocations.removeSubrange(i..<i + 2)
-                return true
-            }
+        while i < allocations.count {
+            if allocations[i] == block { allocations.removeSubrange(i..<i + 2); return }
             i += 2
         }
-        return false
     }
 
     func free(block: UInt64) throws(HeapError) {
@@ -193,30 +132,25 @@ final class TransactionContext {
         let offset = Int(block)
         let chunkSize = heap.layout.chunkSize
         if newBlocks[block] != nil {
-            // Freed by the transaction that allocated it.
+            // Freed by the transaction that allocated it: as if it never was.
             newBlocks.remove(block)
+            removeAllocation(block)
             if let i = heldHuge.firstIndex(where: { heap.layout.heapOffset + $0.index * chunkSize == offset }) {
                 heldHuge[i].after = false
-                let run = heldHuge[i]
-                if !removePendingAllocation(block) {
-                    pendingFrees.append(block); pendingFrees.append(UInt64(run.count * chunkSize))
-                }
-                for c in 0..<run.count { pendingChunkWrites.append((run.index + c, 0)) }
-            } else if !removePendingAllocation(block) {
-                pendingFrees.append(block); pendingFrees.append(UInt64(allocator.locateSmall(offset)?.blockSize ?? 0))
+                for c in 0..<heldHuge[i].count { chunkWrites.append(UInt64(heldHuge[i].index + c)); chunkWrites.append(0) }
             }
             return
         }
         if let run = allocator.hugeRun(at: offset) {
             guard allocator.holdHugeForFree(index: run.index) else { throw .invalidFree(block) }
             heldHuge.append((run.index, run.count, true, false))
-            pendingFrees.append(block); pendingFrees.append(UInt64(run.count * chunkSize))
-            for c in 0..<run.count { pendingChunkWrites.append((run.index + c, 0)) }
+            frees.append(block); frees.append(UInt64(run.count * chunkSize))
+            for c in 0..<run.count { chunkWrites.append(UInt64(run.index + c)); chunkWrites.append(0) }
             return
         }
         guard let location = allocator.locateSmall(offset), allocator.holdForFree(offset) else { throw .invalidFree(block) }
-        pendingFrees.append(block); pendingFrees.append(UInt64(location.blockSize))
-        heldBlocks.append(block)
+        frees.append(block); frees.append(UInt64(location.blockSize))
+        heldFreed.append(block)
     }
 
     // MARK: Ending
@@ -227,51 +161,106 @@ final class TransactionContext {
             abort()
             throw (error as? HeapError) ?? .transactionAborted
         }
-        if hasPendingAllocatorWork {
-            do { try persistLog() } catch { failure = error; abort(); throw error }
+        guard hasChanges else { finish(committed: false); return }
+        let heap = self.heap
+        let domain = heap.domain
+        let working = heap.base
+        let durable = heap.mapping.durable
+        // New blocks go straight to the durable view: nothing can reach them before the commit.
+        // They are stored before any log record: a process killed in between (its stores to the
+        // shared mapping survive in program order) must never leave a COMMIT record whose blocks
+        // were not yet copied.
+        let blocks = newBlocks.keys, sizes = newBlocks.values
+        for i in blocks.indices {
+            let offset = Int(blocks[i])
+            (durable + offset).copyMemory(from: working + offset, byteCount: sizes[i])
+            domain.flush(durable + offset, count: sizes[i])
         }
-        if logStarted {
-            let heap = self.heap
-            let base = heap.base
-            let hash = UndoLog.commitHash(records: records, seq: seq, base: base, poolSize: heap.mapping.mappedSize, allocator: heap.allocator)
-            do {
-                try withUnsafeBytes(of: hash) { (raw) throws(HeapError) in
-                    try append(kind: UndoRecord.commit, offset: 0, payload: raw.baseAddress, length: 8)
-                }
-            } catch { failure = error; abort(); throw error }
-            let domain = heap.domain
-            domain.flush(log.slot + unflushedFrom, count: cursor - unflushedFrom)
-            let segments = snapshotted.keys, lengths = snapshotted.values
-            for i in segments.indices { domain.flush(base + Int(segments[i]), count: lengths[i]) }
-            let blocks = newBlocks.keys, sizes = newBlocks.values
-            for i in blocks.indices { domain.flush(base + Int(blocks[i]), count: sizes[i]) }
-            domain.fence()  // the commit point
-            ferrite_atomic_store_u64(log.slot, UndoLog.state(seq: seq, active: false))
-            domain.flush(log.slot, count: 8)
-            domain.markIdlePending(slot: slotIndex, seq: seq)
+        // The slot first, then the commit number: a thread waiting for a slot must not hold a
+        // number, or the watermark could never pass it to free the slots it waits for.
+        let slot = heap.acquireLogSlot(after: lastSlot)
+        lastSlot = slot
+        let seq = domain.beginCommit()
+        let log = heap.logSlot(slot)
+        ferrite_atomic_store_u64(log.slot, seq)
+        var cursor = PoolLayout.logSlotHeaderSize
+        var full = false
+        // The new bytes of every written word, one record per run of written words in a line.
+        let keys = lines.keys, indexes = lines.values
+        for i in keys.indices where !full {
+            let line = Int(keys[i])
+            var mask = Int(lineMasks[indexes[i]])
+            while mask != 0 && !full {
+                let first = mask.trailingZeroBitCount
+                var last = first
+                while last < 7 && mask & (1 << (last + 1)) != 0 { last += 1 }
+                mask &= ~((1 << (last + 1)) - (1 << first))
+                let offset = line + first * 8
+                full = !log.append(kind: LogRecordKind.data, offset: UInt64(offset), payload: working + offset, length: (last - first + 1) * 8, seq: seq, cursor: &cursor)
+            }
         }
+        for (kind, pairs) in [(LogRecordKind.allocations, allocations), (LogRecordKind.frees, frees), (LogRecordKind.chunks, chunkWrites)] where !pairs.isEmpty && !full {
+            full = !pairs.withUnsafeBytes { log.append(kind: kind, offset: 0, payload: $0.baseAddress, length: $0.count, seq: seq, cursor: &cursor) }
+        }
+        if !full { full = !log.append(kind: LogRecordKind.commit, offset: 0, payload: nil, length: 0, seq: seq, cursor: &cursor) }
+        if full {
+            domain.abandonCommit(seq)
+            heap.releaseLogSlot(slot)
+            abort()
+            throw .transactionTooLarge(logBytes: log.capacity)
+        }
+        domain.flush(log.slot, count: cursor)
+        domain.fence(owner: identity)  // the commit point
+        // Apply to the durable view, written back but not fenced: a later fence retires it.
+        for i in keys.indices {
+            let line = Int(keys[i])
+            let mask = lineMasks[indexes[i]]
+            if mask == 0xFF {
+                (durable + line).copyMemory(from: working + line, byteCount: 64)
+            } else {
+                let source = (working + line).assumingMemoryBound(to: UInt64.self)
+                let target = (durable + line).assumingMemoryBound(to: UInt64.self)
+                for w in 0..<8 where mask & (1 << w) != 0 { target[w] = source[w] }
+            }
+            domain.flush(durable + line, count: 64)
+        }
+        let allocator = heap.allocator
+        var i = 0
+        while i < allocations.count { allocator.setBit(Int(allocations[i]), allocated: true); i += 2 }
+        i = 0
+        while i < frees.count { allocator.setBit(Int(frees[i]), allocated: false); i += 2 }
+        i = 0
+        while i < chunkWrites.count { allocator.writeChunkEntry(Int(chunkWrites[i]), chunkWrites[i + 1]); i += 2 }
+        // Runs freed (or allocated and freed) appear in this log: reuse waits for its retirement.
+        let freedHuge = heldHuge.filter { !$0.after }.map { ($0.index, $0.count) }
+        domain.didApply(seq: seq, slot: slot, owner: identity, freed: heldFreed, freedHuge: freedHuge)
+        heap.releaseLogSlot(slot)
+        heldFreed.removeAll(keepingCapacity: true)  // released by the domain once retired
+        heldHuge.removeAll { !$0.after }
         finish(committed: true)
     }
 
     func abort() {
-        if logStarted {
-            log.rollBack(records: records, base: heap.base, poolSize: heap.mapping.mappedSize, allocator: heap.allocator, domain: heap.domain)
+        // Restore the written words of the working view.
+        let keys = lines.keys, indexes = lines.values
+        let working = heap.base
+        for i in keys.indices {
+            let target = (working + Int(keys[i])).assumingMemoryBound(to: UInt64.self)
+            let mask = lineMasks[indexes[i]]
+            for w in 0..<8 where mask & (1 << w) != 0 { target[w] = savedLines[indexes[i] * 8 + w] }
         }
         finish(committed: false)
     }
 
     private func finish(committed: Bool) {
         let allocator = heap.allocator
-        if !heldBlocks.isEmpty {
-            var lastChunk: SmallChunk? = nil
-            for block in heldBlocks {
-                allocator.release(Int(block))
-                if let chunk = allocator.chunk(containing: Int(block)), chunk !== lastChunk {
-                    lastChunk = chunk
-                    if !chunk.owned { allocator.noteFreed(in: chunk) }
-                }
-            }
-            heldBlocks.removeAll(keepingCapacity: true)
+        if !heldAllocated.isEmpty {
+            for block in heldAllocated { allocator.release(Int(block)) }
+            heldAllocated.removeAll(keepingCapacity: true)
+        }
+        if !heldFreed.isEmpty {
+            for block in heldFreed { allocator.release(Int(block)) }  // aborted: the blocks stay live
+            heldFreed.removeAll(keepingCapacity: true)
         }
         if !heldHuge.isEmpty {
             for run in heldHuge {
@@ -279,18 +268,15 @@ final class TransactionContext {
             }
             heldHuge.removeAll(keepingCapacity: true)
         }
-        if logStarted {
-            heap.releaseLogSlot(slotIndex)
-            slotIndex = -1
-            records.removeAll(keepingCapacity: true)
-        }
         failure = nil
-        snapshotted.removeAll()
-        newBlocks.removeAll()
-        if hasPendingAllocatorWork {
-            pendingAllocations.removeAll(keepingCapacity: true)
-            pendingFrees.removeAll(keepingCapacity: true)
-            pendingChunkWrites.removeAll(keepingCapacity: true)
+        if !lines.isEmpty {
+            lines.removeAll()
+            lineMasks.removeAll(keepingCapacity: true)
+            savedLines.removeAll(keepingCapacity: true)
         }
+        if !newBlocks.isEmpty { newBlocks.removeAll() }
+        if !allocations.isEmpty { allocations.removeAll(keepingCapacity: true) }
+        if !frees.isEmpty { frees.removeAll(keepingCapacity: true) }
+        if !chunkWrites.isEmpty { chunkWrites.removeAll(keepingCapacity: true) }
     }
 }

@@ -36,9 +36,6 @@ extension Heap {
         var result = HeapVerification()
         func problem(_ text: String) { if result.problems.count < 100 { result.problems.append(text) } }
 
-        for slot in 0..<layout.logSlotCount where logSlot(slot).isActive {
-            problem("log slot \(slot) is still active")
-        }
         let known = typesLock.withLock { poolTypes }
         let registered = typesLock.withLock { swiftTypes }
         var live: [UInt64: UInt64] = [:]  // reference -> type id

@@ -47,6 +47,10 @@ public final class SimulatedMedium: PersistenceMedium, @unchecked Sendable {
     /// Crash images taken here model a power failure just before the fence completes.
     public var onFence: (@Sendable (SimulatedMedium) -> Void)?
 
+    /// Called at the start of every flush, with the medium locked. `crashImage(.all)` taken here
+    /// models a process crash at that point: every store made so far survives, in program order.
+    public var onFlush: (@Sendable (SimulatedMedium) -> Void)?
+
     /// A medium that watches nothing yet: flushes and fences are ignored until ``watch(_:size:)``.
     public init() {}
 
@@ -75,6 +79,11 @@ public final class SimulatedMedium: PersistenceMedium, @unchecked Sendable {
         precondition(start >= 0 && start + count <= size, "flush outside the simulated region")
         let thread = currentThreadID()
         lock.withLock { _ in
+            if let hook = onFlush, !inHook {
+                inHook = true
+                hook(self)
+                inHook = false
+            }
             var lines = pending[thread] ?? [:]
             var line = start / 64
             while line * 64 < start + count {

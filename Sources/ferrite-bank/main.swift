@@ -52,8 +52,9 @@ do {
     try heap.register(Account.self)
     try heap.register(Bank.self)
     print("pool \(poolPath): \(heap.isDAX ? "DAX, durable against power loss" : "not DAX: survives process crashes, not power loss"), flushes with \(heap.medium)")
-    if heap.recovery.rolledBackTransactions > 0 {
-        print("recovered: rolled back \(heap.recovery.rolledBackTransactions) in-flight transaction(s) in \(String(format: "%.2f", heap.recovery.openSeconds * 1000)) ms")
+    let recovery = heap.recovery
+    if recovery.replayedTransactions + recovery.discardedTransactions > 0 {
+        print("recovered in \(String(format: "%.2f", recovery.openSeconds * 1000)) ms: re-applied \(recovery.replayedTransactions) committed transaction(s), discarded \(recovery.discardedTransactions) unfinished")
     }
     let bank: Bank
     if let existing = try heap.root("bank", as: Bank.self) {

@@ -47,14 +47,14 @@ import FerriteMedium
 
     /// Runs `transactions` randomized transactions on each of `threads` threads against an
     /// in-memory pool on a simulated medium, checking crash images at every fence.
-    static func run(seed: UInt64, threads: Int, transactions: Int, randomImagesPerFence: Int) throws -> Outcome {
+    static func run(seed: UInt64, threads: Int, transactions: Int, randomImagesPerFence: Int, processCrashes: Bool = false) throws -> Outcome {
         var options = smallPoolOptions(maximumSize: 1 << 20)
         options.logSlotSize = 64 << 10
         let image = Heap.makeImage(options: options)
         let medium = SimulatedMedium()
         let heap = try image.withUnsafeBytes { raw in Result { () throws(HeapError) in try Heap(image: raw, medium: medium) } }.get()
         defer { heap.close() }
-        medium.watch(heap.base, size: heap.layout.maximumSize.roundedUp(to: 64))
+        medium.watch(heap.mapping.durable, size: heap.layout.maximumSize.roundedUp(to: 64))
         let tables = try (0..<threads).map { index in
             try heap.transaction { () -> Table in
                 let table = try heap.allocate(Table.self)
@@ -85,6 +85,17 @@ import FerriteMedium
             }
         }
         let tableReferences = tables.map(\.reference)
+        if processCrashes {
+            // Process crashes: every store so far survives, cut at every flush.
+            medium.onFlush = { medium in
+                let threadsNow = progress.lock.withLock { $0 }
+                let failure = check(image: medium.crashImage(.all), threads: threadsNow)
+                outcome.withLock {
+                    $0.images += 1
+                    if let failure, $0.failures.count < 5 { $0.failures.append("flush (process crash): \(failure)") }
+                }
+            }
+        }
         DispatchQueue.concurrentPerform(iterations: threads) { index in
             let table = try! heap.object(at: tableReferences[index], as: Table.self)
             let sharedCell = threads > 1 ? try! heap.object(at: shared, as: Cell.self) : nil
@@ -106,6 +117,7 @@ import FerriteMedium
             }
         }
         medium.onFence = nil
+        medium.onFlush = nil
         for (index, table) in tables.enumerated() {
             let final = try TableModel(reading: table)
             if final != progress.lock.withLock({ $0[index].committed.last! }) {
@@ -115,10 +127,10 @@ import FerriteMedium
         return outcome.withLock { $0 }
     }
 
-    @Test("crash images at every fence recover to exactly the committed transactions (one thread)",
+    @Test("crash images at every fence (power loss) and flush (process crash) recover to exactly the committed transactions",
           arguments: [11, 22, 33, 44] as [UInt64])
     func singleThreadCrashImages(seed: UInt64) throws {
-        let outcome = try Self.run(seed: seed, threads: 1, transactions: 200, randomImagesPerFence: 2)
+        let outcome = try Self.run(seed: seed, threads: 1, transactions: 450, randomImagesPerFence: 3, processCrashes: true)
         #expect(outcome.failures.isEmpty, "\(outcome.failures)")
         #expect(outcome.images >= 2_500, "only \(outcome.images) crash images")
         print("crash images checked (seed \(seed), one thread): \(outcome.images)")
@@ -166,7 +178,7 @@ import FerriteMedium
         let medium = SimulatedMedium()
         let heap = try image.withUnsafeBytes { raw in Result { () throws(HeapError) in try Heap(image: raw, medium: medium) } }.get()
         defer { heap.close() }
-        medium.watch(heap.base, size: heap.layout.maximumSize.roundedUp(to: 64))
+        medium.watch(heap.mapping.durable, size: heap.layout.maximumSize.roundedUp(to: 64))
         let table = try heap.transaction { () -> Table in
             let table = try heap.allocate(Table.self)
             try heap.setRoot("t0", to: table)
@@ -175,14 +187,14 @@ import FerriteMedium
         let fence = Mutex(0)
         let outcome = Mutex((images: 0, failures: [String]()))
         medium.onFence = { medium in
-            // Every third fence: an image with the transaction in flight, whose recovery is crashed in turn.
-            guard fence.withLock({ $0 += 1; return $0 }) % 3 == 0 else { return }
+            // Every other fence: an image, whose recovery is crashed in turn.
+            guard fence.withLock({ $0 += 1; return $0 }) % 2 == 0 else { return }
             let (count, failure) = Self.checkRecoveryCrashes(image: medium.crashImage(.all))
             outcome.withLock { $0.images += count; if let failure, $0.failures.count < 3 { $0.failures.append(failure) } }
         }
         var rng = SeededGenerator(seed: 99)
         var model = TableModel()
-        for _ in 0..<60 {
+        for _ in 0..<200 {
             let planned = Workload.plan(from: model, rng: &rng)
             try Workload.run(planned, on: table, heap: heap)
             model = planned.result
@@ -197,7 +209,7 @@ import FerriteMedium
     @Test("crash images taken while two threads transact recover every thread's committed state",
           arguments: [5, 6] as [UInt64])
     func twoThreadCrashImages(seed: UInt64) throws {
-        let outcome = try Self.run(seed: seed, threads: 2, transactions: 75, randomImagesPerFence: 1)
+        let outcome = try Self.run(seed: seed, threads: 2, transactions: 200, randomImagesPerFence: 2)
         #expect(outcome.failures.isEmpty, "\(outcome.failures)")
         #expect(outcome.images >= 1_000, "only \(outcome.images) crash images")
         print("crash images checked (seed \(seed), two threads): \(outcome.images)")

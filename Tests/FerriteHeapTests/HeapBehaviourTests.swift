@@ -23,7 +23,7 @@ import Testing
         let first = try #require(try heap.root("first", as: Cell.self))
         #expect([first.a, first.b, first.c, first.d] as [Int] == [1, 2, 3, 4])
         #expect(first.next?.a == 10)
-        #expect(heap.recovery.rolledBackTransactions == 0)
+        #expect(heap.recovery.discardedTransactions == 0)
         let report = heap.verify()
         #expect(report.isValid, "\(report)")
         #expect(report.liveBlocks == 2 && report.reachableBlocks == 2)

@@ -72,7 +72,7 @@ import Glibc
                 if line.hasPrefix("error ") { Issue.record("worker: \(line)") }
             }
             let heap = try Heap(path: pool)
-            rolledBack += heap.recovery.rolledBackTransactions
+            rolledBack += heap.recovery.discardedTransactions
             try heap.register(Cell.self)
             try heap.register(Table.self)
             let table = try #require(try heap.root("t0", as: Table.self))
@@ -84,7 +84,7 @@ import Glibc
             heap.close()
             if !acceptable || !report.isValid { return }
         }
-        print("real crashes: \(iterations) kills, \(totalCommits) reported commits, \(rolledBack) in-flight transactions rolled back")
+        print("real crashes: \(iterations) kills, \(totalCommits) reported commits, \(rolledBack) unfinished transactions discarded")
         #expect(totalCommits > iterations)
     }
 }
