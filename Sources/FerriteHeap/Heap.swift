@@ -244,10 +244,10 @@ public final class Heap: @unchecked Sendable {
                     return slot
                 }
             }
-            // Every free slot awaits retirement: a fence retires applied logs.
+            // Every free slot awaits retirement: a fence retires applied logs and stores the watermark.
             attempts += 1
             if attempts > 2 { usleep(20) }
-            domain.fence()
+            domain.fence(urgent: true)
         }
     }
 

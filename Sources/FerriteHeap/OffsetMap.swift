@@ -1,10 +1,16 @@
 /// A map from pool offsets to sizes, tuned for the handful of entries a typical transaction has:
-/// a linear scan of a small array, with a dictionary index once it grows.
+/// a linear scan of a small buffer, with a dictionary index once it grows. Reused across
+/// transactions; call ``deallocate()`` when its owner goes away.
 struct OffsetMap {
-    private(set) var keys: [UInt64] = []
-    private(set) var values: [Int] = []
+    private(set) var keys = ScratchBuffer<UInt64>()
+    private(set) var values = ScratchBuffer<Int>()
     private var index: [UInt64: Int] = [:]
     private static let linearLimit = 12
+
+    func deallocate() {
+        keys.deallocate()
+        values.deallocate()
+    }
 
     var isEmpty: Bool { keys.isEmpty }
     var count: Int { keys.count }
@@ -12,7 +18,11 @@ struct OffsetMap {
     @inline(__always)
     private func position(_ key: UInt64) -> Int? {
         if keys.count <= Self.linearLimit {
-            for i in keys.indices where keys[i] == key { return i }
+            var i = 0
+            while i < keys.count {
+                if keys[i] == key { return i }
+                i += 1
+            }
             return nil
         }
         return index[key]
@@ -26,7 +36,7 @@ struct OffsetMap {
         keys.append(key)
         values.append(value)
         if keys.count == Self.linearLimit + 1 {
-            for i in keys.indices { index[keys[i]] = i }
+            for i in 0..<keys.count { index[keys[i]] = i }
         } else if keys.count > Self.linearLimit {
             index[key] = keys.count - 1
         }
@@ -38,15 +48,17 @@ struct OffsetMap {
         guard let i = position(key) else { return false }
         let last = keys.count - 1
         if keys.count > Self.linearLimit { index[key] = nil; if i != last { index[keys[last]] = i } }
-        keys.swapAt(i, last); values.swapAt(i, last)
-        keys.removeLast(); values.removeLast()
+        keys[i] = keys[last]
+        values[i] = values[last]
+        keys.remove(at: last, count: 1)
+        values.remove(at: last, count: 1)
         if keys.count == Self.linearLimit { index.removeAll(keepingCapacity: true) }
         return true
     }
 
     mutating func removeAll() {
-        keys.removeAll(keepingCapacity: true)
-        values.removeAll(keepingCapacity: true)
+        keys.removeAll()
+        values.removeAll()
         if !index.isEmpty { index.removeAll(keepingCapacity: true) }
     }
 }

@@ -1,18 +1,51 @@
 import CFerriteShim
 import FerriteMedium
 
+/// One thread's commits that are applied but not yet retired, and the space they freed.
+///
+/// Owned by a ``TransactionContext``; another thread touches it only to retire its commits on its
+/// behalf (when it stays idle while the watermark is needed), under `lock`.
+final class CommitLane: @unchecked Sendable {
+    let lock = Lock()
+    /// Applied, unretired commits: (commit number, log slot). Guarded by `lock`.
+    @exclusivity(unchecked) var applied: [(seq: UInt64, slot: Int)] = []
+    /// Space freed by commits, released when the watermark durably passes them. Guarded by `lock`.
+    @exclusivity(unchecked) var deferred: [(seq: UInt64, blocks: [UInt64], hugeRuns: [(Int, Int)])] = []
+    /// The commit in progress (between taking a number and being applied), or 0.
+    @exclusivity(unchecked) var current: UInt64 = 0
+    /// The lowest commit number this lane holds unretired, or UInt64.max: read by any thread.
+    let lowest: UnsafeMutablePointer<UInt64>
+
+    init() {
+        lowest = .allocate(capacity: 1)
+        lowest.initialize(to: .max)
+    }
+
+    deinit { lowest.deallocate() }
+
+    /// Recomputes `lowest` from `applied` and `current`. Lock held.
+    func publishLowest() {
+        var value = current == 0 ? UInt64.max : current
+        for entry in applied where entry.seq < value { value = entry.seq }
+        ferrite_atomic_store_u64(lowest, value)
+    }
+}
+
 /// The medium, plus the bookkeeping that lets a transaction commit with a single fence.
 ///
 /// A transaction's commit fence makes its redo log durable; its effects are then applied to the
 /// durable view and written back *without* a fence. Those effects become durable at the next fence
-/// of the committing thread, or at the next fence of any thread that writes them back itself
-/// (every fence does so for every other thread's applied transactions). Once a fence has made a
-/// transaction's effects durable, it is *retired*.
+/// of the committing thread, or at a fence of another thread that writes them back itself. Once a
+/// fence has made a transaction's effects durable, it is *retired*.
 ///
 /// The *applied watermark* W, kept in the pool header, is the commit number below which every
 /// transaction is retired. Recovery replays the committed logs above W, in commit order. A log slot
-/// is reused, and space a transaction freed is handed out again, only once W has passed the
-/// transaction durably, so recovery never replays a log over newer data.
+/// is reused, and space a transaction freed is handed out again, only once W has durably passed
+/// the transaction, so recovery never replays a log over newer data.
+///
+/// Each thread keeps its own ``CommitLane``: commits take a number from an atomic counter and
+/// touch only their own lane, so threads do not contend. The watermark is computed from the lanes
+/// now and then (every few commits, or when a slot or freed space waits for it).
 final class PersistDomain: @unchecked Sendable {
     let medium: any PersistenceMedium
     private let durable: UnsafeMutableRawPointer
@@ -21,149 +54,198 @@ final class PersistDomain: @unchecked Sendable {
     unowned(unsafe) var allocator: Allocator!
     var poolSize: () -> Int = { 0 }
 
-    private let lock = Lock()
-    private var nextSeq: UInt64
-    /// Commit numbers handed out and not yet retired.
-    private var inFlight: [UInt64] = []
-    /// Applied, not yet retired transactions: their slot, and who applied them.
-    private var applied: [(seq: UInt64, slot: Int, owner: ObjectIdentifier)] = []
-    /// The watermark a fence may store next: every commit up to it is retired.
-    private var retiredW: UInt64
-    /// The highest watermark stored in the header so far, and the highest known durable.
-    private var storedW: UInt64
-    private var durableW: UInt64 {
-        get { ferrite_atomic_load_u64(durableWord) }
-        set { ferrite_atomic_store_u64(durableWord, newValue) }
-    }
+    /// The next commit number.
+    private let nextSeq: UnsafeMutablePointer<UInt64>
+    /// The watermark known durable in the header.
     private let durableWord: UnsafeMutablePointer<UInt64>
-    /// Per slot: the commit number of the transaction last logged in it (read without the lock).
+    /// Per slot: the commit number of the transaction last logged in it.
     private let slotSeq: UnsafeMutablePointer<UInt64>
-    /// Space freed by transactions, released when the watermark durably passes them.
-    private var deferred: [(seq: UInt64, release: [UInt64], hugeRuns: [(Int, Int)])] = []
-    /// Non-zero when a fence has retirement work to do (lock-free fast path otherwise).
-    private let work: UnsafeMutablePointer<UInt64>
+    /// Guards the header's watermark and the lane registry.
+    private let lock = Lock()
+    @exclusivity(unchecked) private var storedW: UInt64
+    @exclusivity(unchecked) private var lanes: [CommitLane] = []
+    /// The lane of fences that belong to no transaction (recovery, the allocator's retire()).
+    private let anonymous = CommitLane()
+
+    /// How far the watermark may lag the commit counter before a fence stores it.
+    static let watermarkStride: UInt64 = 8
+    /// How many commits another thread's applied transaction may wait before an urgent fence
+    /// retires it on its behalf (normally its own thread's next fence does, at no extra cost).
+    static let staleness: UInt64 = 64
 
     init(medium: any PersistenceMedium, durable: UnsafeMutableRawPointer, layout: PoolLayout, watermark: UInt64, highestSeq: UInt64, slotSeqs: [UInt64]) {
         self.medium = medium
         self.durable = durable
         self.layout = layout
-        self.nextSeq = max(watermark, highestSeq) + 1
-        self.retiredW = watermark
-        self.storedW = watermark
+        nextSeq = .allocate(capacity: 1)
+        nextSeq.initialize(to: max(watermark, highestSeq) + 1)
         durableWord = .allocate(capacity: 1)
         durableWord.initialize(to: watermark)
+        storedW = watermark
         slotSeq = .allocate(capacity: slotSeqs.count)
         slotSeq.initialize(from: slotSeqs, count: slotSeqs.count)
-        work = .allocate(capacity: 1)
-        work.initialize(to: 0)
+        lanes = [anonymous]
     }
 
     deinit {
-        work.deallocate()
+        nextSeq.deallocate()
         durableWord.deallocate()
         slotSeq.deallocate()
     }
 
-    /// The watermark known to be durable in the header.
-    var durableWatermark: UInt64 { durableW }
-
     @inline(__always) func flush(_ address: UnsafeRawPointer, count: Int) { medium.flush(address, count: count) }
+
+    /// The watermark known to be durable in the header.
+    var durableWatermark: UInt64 { ferrite_atomic_load_u64(durableWord) }
+
+    /// A new lane for a thread's transaction context.
+    func makeLane() -> CommitLane {
+        let lane = CommitLane()
+        lock.withLock { lanes.append(lane) }
+        return lane
+    }
 
     // MARK: Commits
 
-    /// Hands out the next commit number.
-    func beginCommit() -> UInt64 {
-        lock.withLock {
-            let seq = nextSeq
-            nextSeq += 1
-            inFlight.append(seq)
-            return seq
+    /// Hands out the next commit number to `lane`, which publishes it before anyone can compute a
+    /// watermark past it.
+    func beginCommit(lane: CommitLane) -> UInt64 {
+        lane.lock.lock()
+        // Publish a lower bound first: the number we are about to take is at least this.
+        if ferrite_atomic_load_u64(lane.lowest) == .max {
+            ferrite_atomic_store_u64(lane.lowest, ferrite_atomic_load_u64(nextSeq))
         }
+        let seq = ferrite_atomic_fetch_add_u64(nextSeq, 1)
+        lane.current = seq
+        lane.publishLowest()
+        lane.lock.unlock()
+        return seq
     }
 
     /// Takes back a commit number whose transaction failed before its commit fence.
-    func abandonCommit(_ seq: UInt64) {
-        lock.withLock {
-            if let i = inFlight.firstIndex(of: seq) { inFlight.remove(at: i) }
-            retiredW = (inFlight.min() ?? nextSeq) - 1
-            ferrite_atomic_store_u64(work, 1)
+    func abandonCommit(lane: CommitLane) {
+        lane.lock.withLock {
+            lane.current = 0
+            lane.publishLowest()
         }
     }
 
-    /// Records that transaction `seq`, logged in `slot`, is applied (written back, not fenced).
-    /// `freed` and `freedHuge` are released once it is durably retired.
-    func didApply(seq: UInt64, slot: Int, owner: ObjectIdentifier, freed: [UInt64], freedHuge: [(Int, Int)]) {
-        lock.withLock {
-            applied.append((seq, slot, owner))
+    /// Records that the lane's current transaction, logged in `slot`, is applied (written back,
+    /// not fenced). `freed` and `freedHuge` are released once it is durably retired.
+    func didApply(lane: CommitLane, slot: Int, freed: [UInt64], freedHuge: [(Int, Int)]) {
+        lane.lock.withLock {
+            let seq = lane.current
+            lane.applied.append((seq, slot))
+            if !freed.isEmpty || !freedHuge.isEmpty { lane.deferred.append((seq, freed, freedHuge)) }
             ferrite_atomic_store_u64(slotSeq + slot, seq)
-            if !freed.isEmpty || !freedHuge.isEmpty { deferred.append((seq, freed, freedHuge)) }
-            ferrite_atomic_store_u64(work, 1)
+            lane.current = 0
+            lane.publishLowest()
         }
     }
 
     /// Whether `slot` may take a new log: its last transaction is durably retired.
     func isReusable(_ slot: Int) -> Bool {
-        ferrite_atomic_load_u64(slotSeq + slot) <= durableW
+        ferrite_atomic_load_u64(slotSeq + slot) <= durableWatermark
+    }
+
+    /// Whether freed space waits for its transaction to be retired.
+    var hasDeferredReleases: Bool {
+        lock.withLock { lanes }.contains { lane in lane.lock.withLock { !lane.deferred.isEmpty } }
     }
 
     // MARK: Fences
 
-    /// Fences, retiring applied transactions: first stores the watermark and writes back every
-    /// other thread's applied effects, so that this fence makes them durable too.
-    func fence(owner: ObjectIdentifier? = nil) {
-        if ferrite_atomic_load_u64(work) == 0 {
-            medium.fence()
-            return
+    /// Fences, retiring the applied transactions of `lane` (whose effects its thread wrote back
+    /// itself). When `urgent`, or when the watermark lags, it also computes and stores the
+    /// watermark; when `urgent`, it first writes back and then retires other lanes' long-waiting
+    /// (or, with no lane, all) applied transactions too.
+    func fence(lane: CommitLane? = nil, urgent: Bool = false) {
+        let own = lane ?? anonymous
+        // Other lanes' commits to retire on their behalf (urgent fences only).
+        var adopted: [(lane: CommitLane, seq: UInt64, slot: Int)] = []
+        if urgent {
+            let next = ferrite_atomic_load_u64(nextSeq)
+            for other in lock.withLock({ lanes }) where other !== own {
+                other.lock.withLock {
+                    for entry in other.applied where lane == nil || entry.seq &+ Self.staleness < next {
+                        adopted.append((other, entry.seq, entry.slot))
+                    }
+                }
+            }
+            for entry in adopted {
+                let log = RedoLog(slot: durable + layout.logSlotOffset(entry.slot), capacity: layout.logSlotSize)
+                if log.seq == entry.seq, let records = log.committedRecords(seq: entry.seq) {
+                    RedoLog.flushApplied(records, allocator: allocator, poolSize: poolSize())
+                }
+            }
         }
-        lock.lock()
-        let retiring = applied
-        // Store (and write back) the watermark ourselves, so that our fence makes it durable.
-        // Under the lock, stores happen in increasing order.
-        let watermark = max(retiredW, storedW)
-        let storing = watermark > durableW
-        if storing {
-            storedW = watermark
-            ferrite_atomic_store_u64(durable + PoolLayout.offAppliedSeq, watermark)
-            medium.flush(durable + PoolLayout.offAppliedSeq, count: 8)
-        }
-        lock.unlock()
-        for entry in retiring where entry.owner != owner {
-            let log = RedoLog(slot: durable + layout.logSlotOffset(entry.slot), capacity: layout.logSlotSize)
-            if log.seq == entry.seq, let records = log.committedRecords(seq: entry.seq) {
-                RedoLog.flushApplied(records, allocator: allocator, poolSize: poolSize())
+        // What this fence retires in our own lane: everything applied so far.
+        let ownRetiring = own.lock.withLock { own.applied.count }
+        // The watermark: below every lane's lowest unretired commit (computed before the fence, so
+        // it does not count what this fence retires: conservative).
+        var stored: UInt64? = nil
+        let next = ferrite_atomic_load_u64(nextSeq)
+        if urgent || next &- 1 &- durableWatermark >= Self.watermarkStride {
+            stored = lock.withLock { () -> UInt64? in
+                var lowest = next
+                for other in lanes {
+                    let value = ferrite_atomic_load_u64(other.lowest)
+                    if value < lowest { lowest = value }
+                }
+                let watermark = lowest - 1
+                guard watermark > durableWatermark else { return nil }
+                if watermark > storedW {
+                    storedW = watermark
+                    ferrite_atomic_store_u64(durable + PoolLayout.offAppliedSeq, watermark)
+                }
+                medium.flush(durable + PoolLayout.offAppliedSeq, count: 8)
+                return storedW
             }
         }
         medium.fence()
-        var released: [(seq: UInt64, release: [UInt64], hugeRuns: [(Int, Int)])] = []
-        lock.withLock {
-            if !retiring.isEmpty {
-                let seqs = Set(retiring.map(\.seq))
-                applied.removeAll { seqs.contains($0.seq) }
-                inFlight.removeAll { seqs.contains($0) }
-                retiredW = (inFlight.min() ?? nextSeq) - 1
+        if let stored {
+            lock.withLock { if stored > durableWatermark { ferrite_atomic_store_u64(durableWord, stored) } }
+        }
+        let durableW = durableWatermark
+        var released: [(seq: UInt64, blocks: [UInt64], hugeRuns: [(Int, Int)])] = []
+        func settle(_ target: CommitLane, retiring: (UInt64) -> Bool) {
+            target.lock.withLock {
+                target.applied.removeAll { retiring($0.seq) }
+                target.publishLowest()
+                if !target.deferred.isEmpty, target.deferred.contains(where: { $0.seq <= durableW }) {
+                    released.append(contentsOf: target.deferred.filter { $0.seq <= durableW })
+                    target.deferred.removeAll { $0.seq <= durableW }
+                }
             }
-            if storing && watermark > durableW { durableW = watermark }
-            if !deferred.isEmpty {
-                released = deferred.filter { $0.seq <= durableW }
-                deferred.removeAll { $0.seq <= durableW }
+        }
+        if ownRetiring > 0 || !own.deferred.isEmpty {
+            own.lock.withLock {
+                own.applied.removeFirst(min(ownRetiring, own.applied.count))
+                own.publishLowest()
+                if !own.deferred.isEmpty, own.deferred[0].seq <= durableW {
+                    released.append(contentsOf: own.deferred.filter { $0.seq <= durableW })
+                    own.deferred.removeAll { $0.seq <= durableW }
+                }
             }
-            let idle = applied.isEmpty && retiredW == storedW && storedW == durableW && deferred.isEmpty
-            ferrite_atomic_store_u64(work, idle ? 0 : 1)
+        }
+        if urgent {
+            for other in lock.withLock({ lanes }) where other !== own {
+                let seqs = adopted.filter { $0.lane === other }.map(\.seq)
+                settle(other) { seqs.contains($0) }
+            }
         }
         for entry in released {
-            for block in entry.release { allocator.releaseFreed(Int(block)) }
+            for block in entry.blocks { allocator.releaseFreed(Int(block)) }
             for run in entry.hugeRuns { allocator.settleHuge(index: run.0, count: run.1, allocated: false) }
         }
     }
 
-    /// Whether freed space waits for its transaction to be retired.
-    var hasDeferredReleases: Bool { lock.withLock { !deferred.isEmpty } }
-
-    /// Retires every applied transaction and makes the watermark durable (two fences), releasing
-    /// the space they freed. Must not be called with an allocator lock held.
+    /// Retires every applied transaction of every thread and makes the watermark durable (a few
+    /// fences), releasing the space they freed. Must not be called with an allocator lock held.
     func retire() {
-        fence()
-        fence()
+        fence(urgent: true)
+        fence(urgent: true)
+        fence(urgent: true)
     }
 
     /// Writes back a range and fences: the range is durable when this returns.

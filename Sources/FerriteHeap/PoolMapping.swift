@@ -14,9 +14,9 @@ import Glibc
 ///   stores there can never reach the file before it commits, and are lost with the process.
 final class PoolMapping: @unchecked Sendable {
     let durable: UnsafeMutableRawPointer
-    private(set) var working: UnsafeMutableRawPointer
+    @exclusivity(unchecked) private(set) var working: UnsafeMutableRawPointer
     let reservedSize: Int
-    private(set) var mappedSize: Int
+    @exclusivity(unchecked) private(set) var mappedSize: Int
     let path: String
     /// The file descriptor, holding the pool's exclusive lock; -1 for an anonymous mapping.
     let fd: Int32

@@ -17,7 +17,8 @@ import FerriteMedium
 final class TransactionContext {
     unowned(unsafe) let heap: Heap
     let cache: ThreadCache
-    var identity: ObjectIdentifier { ObjectIdentifier(self) }
+    /// This thread's applied, unretired commits (see ``PersistDomain``).
+    let lane: CommitLane
 
     @exclusivity(unchecked) var depth = 0
     @exclusivity(unchecked) var failure: (any Error)?
@@ -26,27 +27,35 @@ final class TransactionContext {
     /// Cache lines written (pool offset of the line) -> index into `lineMasks` / `savedLines`.
     @exclusivity(unchecked) var lines = OffsetMap()
     /// Per written line: which of its eight words were written.
-    @exclusivity(unchecked) var lineMasks: [UInt8] = []
+    @exclusivity(unchecked) var lineMasks = ScratchBuffer<UInt8>()
     /// Per written line: its eight words before the transaction wrote them.
-    @exclusivity(unchecked) var savedLines: [UInt64] = []
+    @exclusivity(unchecked) var savedLines = ScratchBuffer<UInt64>(capacity: 64)
     /// Blocks allocated by this transaction, with the bytes they use: writes to them need no
     /// tracking, and they are copied to the durable view at commit.
     @exclusivity(unchecked) var newBlocks = OffsetMap()
     /// (block, bytes) pairs allocated and (block, capacity) pairs freed.
-    @exclusivity(unchecked) var allocations: [UInt64] = []
-    @exclusivity(unchecked) var frees: [UInt64] = []
+    @exclusivity(unchecked) var allocations = ScratchBuffer<UInt64>()
+    @exclusivity(unchecked) var frees = ScratchBuffer<UInt64>()
     /// (chunk index, value) pairs for huge allocations and frees.
-    @exclusivity(unchecked) var chunkWrites: [UInt64] = []
+    @exclusivity(unchecked) var chunkWrites = ScratchBuffer<UInt64>()
     /// Small blocks held by this transaction: allocated (released at its end) and freed
     /// (released once it is durably retired, or at an abort).
-    @exclusivity(unchecked) var heldAllocated: [UInt64] = []
-    @exclusivity(unchecked) var heldFreed: [UInt64] = []
+    @exclusivity(unchecked) var heldAllocated = ScratchBuffer<UInt64>()
+    @exclusivity(unchecked) var heldFreed = ScratchBuffer<UInt64>()
     /// Huge runs this transaction allocates or frees: allocated before it, and after it commits.
     @exclusivity(unchecked) var heldHuge: [(index: Int, count: Int, before: Bool, after: Bool)] = []
 
     init(heap: Heap) {
         self.heap = heap
         self.cache = ThreadCache(classCount: heap.allocator.sizes.classes.count)
+        self.lane = heap.domain.makeLane()
+    }
+
+    deinit {
+        lines.deallocate(); newBlocks.deallocate()
+        lineMasks.deallocate(); savedLines.deallocate()
+        allocations.deallocate(); frees.deallocate(); chunkWrites.deallocate()
+        heldAllocated.deallocate(); heldFreed.deallocate()
     }
 
     var isActive: Bool { depth > 0 }
@@ -121,7 +130,7 @@ final class TransactionContext {
     private func removeAllocation(_ block: UInt64) {
         var i = 0
         while i < allocations.count {
-            if allocations[i] == block { allocations.removeSubrange(i..<i + 2); return }
+            if allocations[i] == block { allocations.remove(at: i, count: 2); return }
             i += 2
         }
     }
@@ -171,7 +180,7 @@ final class TransactionContext {
         // shared mapping survive in program order) must never leave a COMMIT record whose blocks
         // were not yet copied.
         let blocks = newBlocks.keys, sizes = newBlocks.values
-        for i in blocks.indices {
+        for i in 0..<blocks.count {
             let offset = Int(blocks[i])
             (durable + offset).copyMemory(from: working + offset, byteCount: sizes[i])
             domain.flush(durable + offset, count: sizes[i])
@@ -180,14 +189,14 @@ final class TransactionContext {
         // number, or the watermark could never pass it to free the slots it waits for.
         let slot = heap.acquireLogSlot(after: lastSlot)
         lastSlot = slot
-        let seq = domain.beginCommit()
+        let seq = domain.beginCommit(lane: lane)
         let log = heap.logSlot(slot)
         ferrite_atomic_store_u64(log.slot, seq)
         var cursor = PoolLayout.logSlotHeaderSize
         var full = false
         // The new bytes of every written word, one record per run of written words in a line.
         let keys = lines.keys, indexes = lines.values
-        for i in keys.indices where !full {
+        for i in 0..<keys.count where !full {
             let line = Int(keys[i])
             var mask = Int(lineMasks[indexes[i]])
             while mask != 0 && !full {
@@ -199,20 +208,24 @@ final class TransactionContext {
                 full = !log.append(kind: LogRecordKind.data, offset: UInt64(offset), payload: working + offset, length: (last - first + 1) * 8, seq: seq, cursor: &cursor)
             }
         }
-        for (kind, pairs) in [(LogRecordKind.allocations, allocations), (LogRecordKind.frees, frees), (LogRecordKind.chunks, chunkWrites)] where !pairs.isEmpty && !full {
-            full = !pairs.withUnsafeBytes { log.append(kind: kind, offset: 0, payload: $0.baseAddress, length: $0.count, seq: seq, cursor: &cursor) }
+        func appendPairs(_ kind: UInt32, _ pairs: ScratchBuffer<UInt64>) {
+            guard !pairs.isEmpty, !full else { return }
+            full = !log.append(kind: kind, offset: 0, payload: pairs.bytes.baseAddress, length: pairs.bytes.count, seq: seq, cursor: &cursor)
         }
+        appendPairs(LogRecordKind.allocations, allocations)
+        appendPairs(LogRecordKind.frees, frees)
+        appendPairs(LogRecordKind.chunks, chunkWrites)
         if !full { full = !log.append(kind: LogRecordKind.commit, offset: 0, payload: nil, length: 0, seq: seq, cursor: &cursor) }
         if full {
-            domain.abandonCommit(seq)
+            domain.abandonCommit(lane: lane)
             heap.releaseLogSlot(slot)
             abort()
             throw .transactionTooLarge(logBytes: log.capacity)
         }
         domain.flush(log.slot, count: cursor)
-        domain.fence(owner: identity)  // the commit point
+        domain.fence(lane: lane)  // the commit point
         // Apply to the durable view, written back but not fenced: a later fence retires it.
-        for i in keys.indices {
+        for i in 0..<keys.count {
             let line = Int(keys[i])
             let mask = lineMasks[indexes[i]]
             if mask == 0xFF {
@@ -232,11 +245,15 @@ final class TransactionContext {
         i = 0
         while i < chunkWrites.count { allocator.writeChunkEntry(Int(chunkWrites[i]), chunkWrites[i + 1]); i += 2 }
         // Runs freed (or allocated and freed) appear in this log: reuse waits for its retirement.
-        let freedHuge = heldHuge.filter { !$0.after }.map { ($0.index, $0.count) }
-        domain.didApply(seq: seq, slot: slot, owner: identity, freed: heldFreed, freedHuge: freedHuge)
+        var freedHuge: [(Int, Int)] = []
+        if !heldHuge.isEmpty {
+            freedHuge = heldHuge.filter { !$0.after }.map { ($0.index, $0.count) }
+            heldHuge.removeAll { !$0.after }
+        }
+        let freed = heldFreed.isEmpty ? [] : (0..<heldFreed.count).map { heldFreed[$0] }
+        domain.didApply(lane: lane, slot: slot, freed: freed, freedHuge: freedHuge)
         heap.releaseLogSlot(slot)
-        heldFreed.removeAll(keepingCapacity: true)  // released by the domain once retired
-        heldHuge.removeAll { !$0.after }
+        heldFreed.removeAll()  // released by the domain once retired
         finish(committed: true)
     }
 
@@ -244,7 +261,7 @@ final class TransactionContext {
         // Restore the written words of the working view.
         let keys = lines.keys, indexes = lines.values
         let working = heap.base
-        for i in keys.indices {
+        for i in 0..<keys.count {
             let target = (working + Int(keys[i])).assumingMemoryBound(to: UInt64.self)
             let mask = lineMasks[indexes[i]]
             for w in 0..<8 where mask & (1 << w) != 0 { target[w] = savedLines[indexes[i] * 8 + w] }
@@ -254,14 +271,10 @@ final class TransactionContext {
 
     private func finish(committed: Bool) {
         let allocator = heap.allocator
-        if !heldAllocated.isEmpty {
-            for block in heldAllocated { allocator.release(Int(block)) }
-            heldAllocated.removeAll(keepingCapacity: true)
-        }
-        if !heldFreed.isEmpty {
-            for block in heldFreed { allocator.release(Int(block)) }  // aborted: the blocks stay live
-            heldFreed.removeAll(keepingCapacity: true)
-        }
+        for i in 0..<heldAllocated.count { allocator.release(Int(heldAllocated[i])) }
+        heldAllocated.removeAll()
+        for i in 0..<heldFreed.count { allocator.release(Int(heldFreed[i])) }  // aborted: the blocks stay live
+        heldFreed.removeAll()
         if !heldHuge.isEmpty {
             for run in heldHuge {
                 allocator.settleHuge(index: run.index, count: run.count, allocated: committed ? run.after : run.before)
@@ -269,14 +282,12 @@ final class TransactionContext {
             heldHuge.removeAll(keepingCapacity: true)
         }
         failure = nil
-        if !lines.isEmpty {
-            lines.removeAll()
-            lineMasks.removeAll(keepingCapacity: true)
-            savedLines.removeAll(keepingCapacity: true)
-        }
-        if !newBlocks.isEmpty { newBlocks.removeAll() }
-        if !allocations.isEmpty { allocations.removeAll(keepingCapacity: true) }
-        if !frees.isEmpty { frees.removeAll(keepingCapacity: true) }
-        if !chunkWrites.isEmpty { chunkWrites.removeAll(keepingCapacity: true) }
+        lines.removeAll()
+        lineMasks.removeAll()
+        savedLines.removeAll()
+        newBlocks.removeAll()
+        allocations.removeAll()
+        frees.removeAll()
+        chunkWrites.removeAll()
     }
 }

@@ -44,6 +44,9 @@ static inline uint64_t ferrite_atomic_load_u64(const void *address) {
 static inline void ferrite_atomic_store_u64(void *address, uint64_t value) {
     __atomic_store_n((uint64_t *)address, value, __ATOMIC_RELEASE);
 }
+static inline uint64_t ferrite_atomic_fetch_add_u64(void *address, uint64_t value) {
+    return __atomic_fetch_add((uint64_t *)address, value, __ATOMIC_ACQ_REL);
+}
 static inline int ferrite_atomic_cas_u64(void *address, uint64_t expected, uint64_t desired) {
     return __atomic_compare_exchange_n((uint64_t *)address, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }

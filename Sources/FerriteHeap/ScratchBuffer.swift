@@ -1,0 +1,49 @@
+/// A growable buffer of trivial values that a transaction context reuses from one transaction to
+/// the next: no copy-on-write, no reference counting, and clearing is a store.
+struct ScratchBuffer<Element: BitwiseCopyable> {
+    private(set) var base: UnsafeMutablePointer<Element>
+    private(set) var count = 0
+    private var capacity: Int
+
+    init(capacity: Int = 16) {
+        self.capacity = capacity
+        base = .allocate(capacity: capacity)
+    }
+
+    /// Frees the storage; the buffer must not be used afterwards.
+    func deallocate() { base.deallocate() }
+
+    var isEmpty: Bool { count == 0 }
+
+    @inline(__always)
+    subscript(index: Int) -> Element {
+        get { base[index] }
+        nonmutating set { base[index] = newValue }
+    }
+
+    @inline(__always)
+    mutating func append(_ element: Element) {
+        if count == capacity { grow() }
+        base[count] = element
+        count += 1
+    }
+
+    private mutating func grow() {
+        let bigger = UnsafeMutablePointer<Element>.allocate(capacity: capacity * 2)
+        bigger.update(from: base, count: count)
+        base.deallocate()
+        base = bigger
+        capacity *= 2
+    }
+
+    @inline(__always) mutating func removeAll() { count = 0 }
+
+    /// Removes `n` elements starting at `index`, keeping the order of the rest.
+    mutating func remove(at index: Int, count n: Int) {
+        (base + index).update(from: base + index + n, count: count - index - n)
+        count -= n
+    }
+
+    /// The elements as raw bytes (a log record payload).
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count * MemoryLayout<Element>.stride) }
+}
