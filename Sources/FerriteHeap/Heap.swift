@@ -15,10 +15,11 @@ public struct HeapOptions: Sendable {
     public var maximumSize = 64 << 30
     /// The unit the allocator hands to threads and to large objects (a power of two, ≥ 16 KiB).
     public var chunkSize = 256 << 10
-    /// How many transactions can log changes at once (further ones wait for a free slot).
-    public var logSlotCount = 32
-    /// The undo log capacity of one transaction, in bytes (a multiple of 4096).
-    public var logSlotSize = 512 << 10
+    /// How many redo logs the pool holds. A log is reused only once its transaction's effects are
+    /// durably applied, a few commits later, so this bounds how far commits can run ahead.
+    public var logSlotCount = 64
+    /// The redo log capacity of one transaction, in bytes (a multiple of 4096).
+    public var logSlotSize = 256 << 10
     /// Create the pool when the file does not exist.
     public var createIfMissing = true
 
@@ -71,8 +72,9 @@ public final class Heap: @unchecked Sendable {
     private var key = pthread_key_t()
     private let contextsLock = Lock()
     private var contexts: [TransactionContext] = []
-    /// Per log slot: 1 while a transaction holds it.
+    /// Per log slot (one cache line each, `slotStride` words apart): 1 while a transaction holds it.
     private let slotOwners: UnsafeMutablePointer<UInt64>
+    static let slotStride = 8
     let typesLock = Lock()
     var swiftTypes: [UInt64: any PersistentObject.Type] = [:]
     var poolTypes: [UInt64: String] = [:]
@@ -185,8 +187,10 @@ public final class Heap: @unchecked Sendable {
         self.allocator = Allocator(base: mapping.working, durable: durable, layout: layout, domain: domain, mapping: mapping, chunkCount: header.chunkCount)
         domain.allocator = allocator
         domain.poolSize = { [unowned mapping] in mapping.mappedSize }
-        self.slotOwners = .allocate(capacity: layout.logSlotCount)
-        slotOwners.initialize(repeating: 0, count: layout.logSlotCount)
+        // One cache line per slot: threads take and release different slots concurrently.
+        self.slotOwners = UnsafeMutableRawPointer.allocate(byteCount: layout.logSlotCount * Self.slotStride * 8, alignment: 128)
+            .bindMemory(to: UInt64.self, capacity: layout.logSlotCount * Self.slotStride)
+        slotOwners.initialize(repeating: 0, count: layout.logSlotCount * Self.slotStride)
         self.stripes = .allocate(capacity: Self.stripeCount)
         for i in 0..<Self.stripeCount {
             (stripes + i).initialize(to: pthread_mutex_t())
@@ -202,7 +206,7 @@ public final class Heap: @unchecked Sendable {
         close()
         for i in 0..<Self.stripeCount { pthread_mutex_destroy(stripes + i) }
         stripes.deallocate()
-        slotOwners.deallocate()
+        UnsafeMutableRawPointer(slotOwners).deallocate()
     }
 
     /// Closes the heap: unmaps the pool and releases its lock. Proxies of this heap must not be
@@ -239,20 +243,20 @@ public final class Heap: @unchecked Sendable {
         while true {
             for k in 0..<count {
                 let slot = (start + k) % count
-                if ferrite_atomic_load_u64(slotOwners + slot) == 0, domain.isReusable(slot),
-                   ferrite_atomic_cas_u64(slotOwners + slot, 0, 1) != 0 {
+                if ferrite_atomic_load_u64(slotOwners + slot * Self.slotStride) == 0, domain.isReusable(slot),
+                   ferrite_atomic_cas_u64(slotOwners + slot * Self.slotStride, 0, 1) != 0 {
                     return slot
                 }
             }
             // Every free slot awaits retirement: a fence retires applied logs and stores the watermark.
             attempts += 1
-            if attempts > 2 { usleep(20) }
+            if attempts > 8 { usleep(20) }
             domain.fence(urgent: true)
         }
     }
 
     func releaseLogSlot(_ slot: Int) {
-        ferrite_atomic_store_u64(slotOwners + slot, 0)
+        ferrite_atomic_store_u64(slotOwners + slot * Self.slotStride, 0)
     }
 
     func logSlot(_ slot: Int) -> RedoLog {

@@ -8,11 +8,16 @@ final class Lock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
 
+    /// The mutex and condition share one allocation of their own cache lines: locks of different
+    /// threads must not share a line (false sharing makes uncontended locks slow).
+    private let storage: UnsafeMutableRawPointer
+
     init() {
-        mutex = .allocate(capacity: 1)
+        storage = .allocate(byteCount: 256, alignment: 128)
+        mutex = storage.bindMemory(to: pthread_mutex_t.self, capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         pthread_mutex_init(mutex, nil)
-        condition = .allocate(capacity: 1)
+        condition = (storage + 128).bindMemory(to: pthread_cond_t.self, capacity: 1)
         condition.initialize(to: pthread_cond_t())
         pthread_cond_init(condition, nil)
     }
@@ -20,8 +25,7 @@ final class Lock: @unchecked Sendable {
     deinit {
         pthread_cond_destroy(condition)
         pthread_mutex_destroy(mutex)
-        condition.deallocate()
-        mutex.deallocate()
+        storage.deallocate()
     }
 
     @inline(__always) func lock() { pthread_mutex_lock(mutex) }

@@ -17,11 +17,12 @@ final class CommitLane: @unchecked Sendable {
     let lowest: UnsafeMutablePointer<UInt64>
 
     init() {
-        lowest = .allocate(capacity: 1)
+        // A cache line of its own: every commit of this lane writes it.
+        lowest = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128).bindMemory(to: UInt64.self, capacity: 1)
         lowest.initialize(to: .max)
     }
 
-    deinit { lowest.deallocate() }
+    deinit { UnsafeMutableRawPointer(lowest).deallocate() }
 
     /// Recomputes `lowest` from `applied` and `current`. Lock held.
     func publishLowest() {
@@ -63,15 +64,19 @@ final class PersistDomain: @unchecked Sendable {
     /// Guards the header's watermark and the lane registry.
     private let lock = Lock()
     @exclusivity(unchecked) private var storedW: UInt64
-    @exclusivity(unchecked) private var lanes: [CommitLane] = []
+    /// Every lane, kept alive by `laneOwners`; read without the lock through `laneTable`.
+    @exclusivity(unchecked) private var laneOwners: [CommitLane] = []
+    private let laneTable: UnsafeMutablePointer<Unmanaged<CommitLane>>
+    private let laneCount: UnsafeMutablePointer<UInt64>
+    static let maximumLanes = 4096
     /// The lane of fences that belong to no transaction (recovery, the allocator's retire()).
     private let anonymous = CommitLane()
 
     /// How far the watermark may lag the commit counter before a fence stores it.
-    static let watermarkStride: UInt64 = 8
+    static let watermarkStride: UInt64 = 16
     /// How many commits another thread's applied transaction may wait before an urgent fence
     /// retires it on its behalf (normally its own thread's next fence does, at no extra cost).
-    static let staleness: UInt64 = 64
+    static let staleness: UInt64 = 16
 
     init(medium: any PersistenceMedium, durable: UnsafeMutableRawPointer, layout: PoolLayout, watermark: UInt64, highestSeq: UInt64, slotSeqs: [UInt64]) {
         self.medium = medium
@@ -82,15 +87,39 @@ final class PersistDomain: @unchecked Sendable {
         durableWord = .allocate(capacity: 1)
         durableWord.initialize(to: watermark)
         storedW = watermark
-        slotSeq = .allocate(capacity: slotSeqs.count)
-        slotSeq.initialize(from: slotSeqs, count: slotSeqs.count)
-        lanes = [anonymous]
+        slotSeq = UnsafeMutableRawPointer.allocate(byteCount: slotSeqs.count * 64, alignment: 128)
+            .bindMemory(to: UInt64.self, capacity: slotSeqs.count * 8)
+        slotSeq.initialize(repeating: 0, count: slotSeqs.count * 8)
+        for (slot, seq) in slotSeqs.enumerated() { slotSeq[slot * 8] = seq }
+        laneTable = .allocate(capacity: Self.maximumLanes)
+        laneCount = .allocate(capacity: 1)
+        laneCount.initialize(to: 0)
+        register(anonymous)
+    }
+
+    private func register(_ lane: CommitLane) {
+        lock.withLock {
+            let index = Int(ferrite_atomic_load_u64(laneCount))
+            precondition(index < Self.maximumLanes, "more than \(Self.maximumLanes) threads used one heap")
+            laneOwners.append(lane)
+            (laneTable + index).initialize(to: Unmanaged.passUnretained(lane))
+            ferrite_atomic_store_u64(laneCount, UInt64(index + 1))
+        }
+    }
+
+    /// Calls `body` with every lane, without locking or retaining them.
+    @inline(__always)
+    private func forEachLane(_ body: (CommitLane) -> Void) {
+        let count = Int(ferrite_atomic_load_u64(laneCount))
+        for i in 0..<count { body(laneTable[i].takeUnretainedValue()) }
     }
 
     deinit {
         nextSeq.deallocate()
         durableWord.deallocate()
-        slotSeq.deallocate()
+        UnsafeMutableRawPointer(slotSeq).deallocate()
+        laneTable.deallocate()
+        laneCount.deallocate()
     }
 
     @inline(__always) func flush(_ address: UnsafeRawPointer, count: Int) { medium.flush(address, count: count) }
@@ -101,7 +130,7 @@ final class PersistDomain: @unchecked Sendable {
     /// A new lane for a thread's transaction context.
     func makeLane() -> CommitLane {
         let lane = CommitLane()
-        lock.withLock { lanes.append(lane) }
+        register(lane)
         return lane
     }
 
@@ -137,7 +166,7 @@ final class PersistDomain: @unchecked Sendable {
             let seq = lane.current
             lane.applied.append((seq, slot))
             if !freed.isEmpty || !freedHuge.isEmpty { lane.deferred.append((seq, freed, freedHuge)) }
-            ferrite_atomic_store_u64(slotSeq + slot, seq)
+            ferrite_atomic_store_u64(slotSeq + slot * 8, seq)
             lane.current = 0
             lane.publishLowest()
         }
@@ -145,12 +174,14 @@ final class PersistDomain: @unchecked Sendable {
 
     /// Whether `slot` may take a new log: its last transaction is durably retired.
     func isReusable(_ slot: Int) -> Bool {
-        ferrite_atomic_load_u64(slotSeq + slot) <= durableWatermark
+        ferrite_atomic_load_u64(slotSeq + slot * 8) <= durableWatermark
     }
 
     /// Whether freed space waits for its transaction to be retired.
     var hasDeferredReleases: Bool {
-        lock.withLock { lanes }.contains { lane in lane.lock.withLock { !lane.deferred.isEmpty } }
+        var waiting = false
+        forEachLane { lane in if !waiting { waiting = lane.lock.withLock { !lane.deferred.isEmpty } } }
+        return waiting
     }
 
     // MARK: Fences
@@ -161,13 +192,20 @@ final class PersistDomain: @unchecked Sendable {
     /// (or, with no lane, all) applied transactions too.
     func fence(lane: CommitLane? = nil, urgent: Bool = false) {
         let own = lane ?? anonymous
-        // Other lanes' commits to retire on their behalf (urgent fences only).
+        let next = ferrite_atomic_load_u64(nextSeq)
+        // The watermark is due when it lags, or when someone waits for it.
+        let computing = urgent || next &- 1 &- durableWatermark >= Self.watermarkStride
+        // Other lanes' commits to retire on their behalf: when the watermark is due, those of
+        // lanes that have not fenced for a while (an idle thread would otherwise hold it back),
+        // or, for a fence of no lane that is urgent, all of them.
         var adopted: [(lane: CommitLane, seq: UInt64, slot: Int)] = []
-        if urgent {
-            let next = ferrite_atomic_load_u64(nextSeq)
-            for other in lock.withLock({ lanes }) where other !== own {
+        if computing {
+            let all = lane == nil && urgent
+            forEachLane { other in
+                // A lane's published lowest says, without locking it, whether it holds anything old.
+                guard other !== own, all || ferrite_atomic_load_u64(other.lowest) &+ Self.staleness < next else { return }
                 other.lock.withLock {
-                    for entry in other.applied where lane == nil || entry.seq &+ Self.staleness < next {
+                    for entry in other.applied where all || entry.seq &+ Self.staleness < next {
                         adopted.append((other, entry.seq, entry.slot))
                     }
                 }
@@ -184,14 +222,13 @@ final class PersistDomain: @unchecked Sendable {
         // The watermark: below every lane's lowest unretired commit (computed before the fence, so
         // it does not count what this fence retires: conservative).
         var stored: UInt64? = nil
-        let next = ferrite_atomic_load_u64(nextSeq)
-        if urgent || next &- 1 &- durableWatermark >= Self.watermarkStride {
+        if computing {
+            var lowest = next
+            forEachLane { other in
+                let value = ferrite_atomic_load_u64(other.lowest)
+                if value < lowest { lowest = value }
+            }
             stored = lock.withLock { () -> UInt64? in
-                var lowest = next
-                for other in lanes {
-                    let value = ferrite_atomic_load_u64(other.lowest)
-                    if value < lowest { lowest = value }
-                }
                 let watermark = lowest - 1
                 guard watermark > durableWatermark else { return nil }
                 if watermark > storedW {
@@ -228,10 +265,13 @@ final class PersistDomain: @unchecked Sendable {
                 }
             }
         }
-        if urgent {
-            for other in lock.withLock({ lanes }) where other !== own {
+        if urgent || !adopted.isEmpty {
+            // Retire what we adopted; an urgent fence also releases every lane's freed space that
+            // the durable watermark has passed (its thread may be idle).
+            forEachLane { other in
+                guard other !== own else { return }
                 let seqs = adopted.filter { $0.lane === other }.map(\.seq)
-                settle(other) { seqs.contains($0) }
+                if !seqs.isEmpty || urgent { settle(other) { seqs.contains($0) } }
             }
         }
         for entry in released {

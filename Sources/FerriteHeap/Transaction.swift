@@ -16,6 +16,11 @@ import FerriteMedium
 /// An abort restores the written words from DRAM; nothing reaches the medium.
 final class TransactionContext {
     unowned(unsafe) let heap: Heap
+    // Shared objects, referenced without reference counting: retaining an object that every thread
+    // uses makes its reference count a cache line all cores fight over.
+    unowned(unsafe) let domain: PersistDomain
+    unowned(unsafe) let allocator: Allocator
+    unowned(unsafe) let mapping: PoolMapping
     let cache: ThreadCache
     /// This thread's applied, unretired commits (see ``PersistDomain``).
     let lane: CommitLane
@@ -47,6 +52,9 @@ final class TransactionContext {
 
     init(heap: Heap) {
         self.heap = heap
+        self.domain = heap.domain
+        self.allocator = heap.allocator
+        self.mapping = heap.mapping
         self.cache = ThreadCache(classCount: heap.allocator.sizes.classes.count)
         self.lane = heap.domain.makeLane()
     }
@@ -108,7 +116,7 @@ final class TransactionContext {
     /// Allocates a block for `bytes` (header included); returns its pool offset.
     func allocate(bytes: Int) throws(HeapError) -> Int {
         if let failure { throw (failure as? HeapError) ?? .transactionAborted }
-        let allocator = heap.allocator
+        let allocator = self.allocator
         if let cls = allocator.sizes.classIndex(forBlockSize: bytes) {
             let (offset, _) = try allocator.reserveSmall(size: bytes, classIndex: cls, cache: cache)
             allocations.append(UInt64(offset)); allocations.append(UInt64(bytes))
@@ -137,7 +145,7 @@ final class TransactionContext {
 
     func free(block: UInt64) throws(HeapError) {
         if let failure { throw (failure as? HeapError) ?? .transactionAborted }
-        let allocator = heap.allocator
+        let allocator = self.allocator
         let offset = Int(block)
         let chunkSize = heap.layout.chunkSize
         if newBlocks[block] != nil {
@@ -172,9 +180,9 @@ final class TransactionContext {
         }
         guard hasChanges else { finish(committed: false); return }
         let heap = self.heap
-        let domain = heap.domain
+        let domain = self.domain
         let working = heap.base
-        let durable = heap.mapping.durable
+        let durable = mapping.durable
         // New blocks go straight to the durable view: nothing can reach them before the commit.
         // They are stored before any log record: a process killed in between (its stores to the
         // shared mapping survive in program order) must never leave a COMMIT record whose blocks
@@ -237,7 +245,7 @@ final class TransactionContext {
             }
             domain.flush(durable + line, count: 64)
         }
-        let allocator = heap.allocator
+        let allocator = self.allocator
         var i = 0
         while i < allocations.count { allocator.setBit(Int(allocations[i]), allocated: true); i += 2 }
         i = 0
@@ -270,7 +278,7 @@ final class TransactionContext {
     }
 
     private func finish(committed: Bool) {
-        let allocator = heap.allocator
+        let allocator = self.allocator
         for i in 0..<heldAllocated.count { allocator.release(Int(heldAllocated[i])) }
         heldAllocated.removeAll()
         for i in 0..<heldFreed.count { allocator.release(Int(heldFreed[i])) }  // aborted: the blocks stay live

@@ -325,6 +325,19 @@ do {
     case "reopen": try runReopen()
     case "reopen-child": try runReopenChild()
     case "count": try runCount()
+    case "profile2":
+        // Two threads on disjoint records, for profilers.
+        let directory = scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let heap = try Heap(path: directory + "/profile.pool", medium: arguments.contains("--null-medium") ? NullMedium() : nil)
+        let records = try heap.transaction { try (0..<2).map { _ in try heap.allocate(Record.self).reference } }
+        let n = option("--updates", 1_000_000)
+        let start = nanoseconds()
+        DispatchQueue.concurrentPerform(iterations: 2) { t in
+            let mine = try! heap.object(at: records[t], as: Record.self)
+            for i in 0..<n { try! heap.transaction { mine.a = i } }
+        }
+        print("\(fmt(Double(2 * n) / (Double(nanoseconds() - start) / 1e9), 0)) tx/s with two threads")
     case "profile":
         // A Ferrite-only loop for profilers: 1-field update transactions.
         let directory = scratchDirectory()
