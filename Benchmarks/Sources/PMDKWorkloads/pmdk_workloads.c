@@ -99,3 +99,5 @@ uint64_t pmdk_read(pmdk_pool *pool, uint64_t n, int passes, uint64_t *sum) {
     *sum = total;
     return elapsed;
 }
+
+uint64_t bench_now_ns(void) { return now_ns(); }

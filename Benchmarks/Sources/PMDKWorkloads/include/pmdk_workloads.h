@@ -18,4 +18,7 @@ uint64_t pmdk_alloc_link(pmdk_pool *pool, uint64_t n);     // tx { zalloc 48 B o
 uint64_t pmdk_free_unlink(pmdk_pool *pool, uint64_t n);    // tx { add slot; free object; unlink }
 /// Reads the first field of the `n` objects linked in the slots, `passes` times.
 uint64_t pmdk_read(pmdk_pool *pool, uint64_t n, int passes, uint64_t *sum);
+/// CLOCK_MONOTONIC in nanoseconds; an opaque call, so the optimizer keeps loads of escaped
+/// objects between two timestamps where they are.
+uint64_t bench_now_ns(void);
 #endif
