@@ -67,7 +67,7 @@ final class ThreadCache {
 /// The crash-consistent allocator.
 ///
 /// The persistent truth is the chunk table (what each chunk holds) and, in each small chunk, an
-/// allocation bitmap. Transactions change bits only after logging how to undo the change, so after
+/// allocation bitmap. Transactions change bits only through their committed redo logs, so after
 /// any crash recovery restores a state in which every block is either allocated (and owned by a
 /// committed object) or free: never leaked, never handed out twice. Free lists are not stored:
 /// a thread scans the bitmap of the chunk it owns. Opening a pool reads only the chunk table.

@@ -84,9 +84,6 @@ public final class Heap: @unchecked Sendable {
     static let stripeCount = 1024
     private var isClosed = false
 
-    /// Segment size for undo snapshots: objects up to this size are logged whole.
-    static let segmentBytes = 256
-
     /// What opening the pool found and did.
     public struct RecoveryReport: Sendable {
         /// Committed transactions whose effects were re-applied from their logs.
@@ -277,8 +274,10 @@ public final class Heap: @unchecked Sendable {
     /// back when it ends, even if the error was caught (it then throws
     /// ``HeapError/transactionAborted``).
     ///
-    /// Cost: a transaction that changes N distinct object segments (objects up to 256 bytes are
-    /// one segment) makes N + 2 ordered persist points.
+    /// Cost: one ordered persist point (one fence) per transaction that changes anything, however
+    /// many objects it writes, allocates or frees; a transaction that only reads costs nothing.
+    /// Its log holds the new bytes of every 8-byte word written, so a transaction is limited by the
+    /// pool's `logSlotSize` (``HeapError/transactionTooLarge(logBytes:)`` beyond it).
     public func transaction<R>(_ body: () throws -> R) throws -> R {
         let context = self.context()
         context.depth += 1

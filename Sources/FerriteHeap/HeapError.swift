@@ -23,7 +23,7 @@ public enum HeapError: Error, CustomStringConvertible, Equatable, Sendable {
     case invalidOptions(String)
     /// An operation that must run inside `transaction { }` was called outside one.
     case notInTransaction(operation: String)
-    /// A transaction logged more undo data than a log slot holds.
+    /// A transaction's redo log does not fit in a log slot.
     case transactionTooLarge(logBytes: Int)
     /// The transaction was aborted earlier (an inner transaction threw) and can no longer be used.
     case transactionAborted
@@ -67,7 +67,7 @@ public enum HeapError: Error, CustomStringConvertible, Equatable, Sendable {
         case .notInTransaction(let operation):
             "\(operation) must be called inside heap.transaction { }."
         case .transactionTooLarge(let bytes):
-            "The transaction needs more than \(bytes) bytes of undo log. Split it into smaller transactions, or create the pool with a larger logSlotSize."
+            "The transaction needs more than \(bytes) bytes of redo log. Split it into smaller transactions, or create the pool with a larger logSlotSize."
         case .transactionAborted:
             "The transaction was aborted by an inner transaction's error; it has been rolled back."
         case .invalidReference(let reference):

@@ -61,8 +61,8 @@ enum ObjectHeader {
 /// Where a persistent object lives: the pool offset of its block (its reference) and the address
 /// of its fields in this process.
 ///
-/// Reads are plain loads from the mapped pool. Writes first make sure the transaction can undo
-/// them, then store in place.
+/// Reads are plain loads from the pool's working view. Writes store there in place and record
+/// which words the transaction changed, for its redo log.
 public struct ObjectHandle: @unchecked Sendable {
     /// The heap the object lives in.
     public let heap: Heap

@@ -84,48 +84,43 @@ struct RedoLog {
         return nil
     }
 
-    /// Applies committed records to the durable view (and to the working view, when it is
-    /// mapped), writing back every range it changes. Idempotent. Does not fence.
+    /// Applies committed records to the durable view (and bitmap and chunk-table words to the
+    /// working view too), writing back every range it changes. Idempotent. Does not fence.
     static func apply(_ records: [LogRecord], allocator: Allocator, poolSize: Int) {
-        let domain = allocator.domain
-        for record in records {
-            switch record.kind {
-            case LogRecordKind.data:
-                let offset = Int(truncatingIfNeeded: record.offset)
-                guard offset >= 0, record.length >= 0, offset <= poolSize - record.length else { continue }
-                (allocator.durable + offset).copyMemory(from: record.payload, byteCount: record.length)
-                domain.flush(allocator.durable + offset, count: record.length)
-            case LogRecordKind.allocations, LogRecordKind.frees:
-                for (block, _) in record.pairs() { allocator.setBit(Int(truncatingIfNeeded: block), allocated: record.kind == LogRecordKind.allocations) }
-            case LogRecordKind.chunks:
-                for (index, value) in record.pairs() where index < UInt64(allocator.layout.maxChunks) {
-                    allocator.writeChunkEntry(Int(index), value)
-                }
-            default:
-                break
-            }
-        }
+        visit(records, allocator: allocator, poolSize: poolSize, applying: true)
     }
 
     /// Writes back (without applying) every durable range the records change: what another thread
     /// must flush to make this transaction's applied effects durable with its own fence.
     static func flushApplied(_ records: [LogRecord], allocator: Allocator, poolSize: Int) {
+        visit(records, allocator: allocator, poolSize: poolSize, applying: false)
+    }
+
+    private static func visit(_ records: [LogRecord], allocator: Allocator, poolSize: Int, applying: Bool) {
         let domain = allocator.domain
         for record in records {
             switch record.kind {
             case LogRecordKind.data:
                 let offset = Int(truncatingIfNeeded: record.offset)
                 guard offset >= 0, record.length >= 0, offset <= poolSize - record.length else { continue }
+                if applying { (allocator.durable + offset).copyMemory(from: record.payload, byteCount: record.length) }
                 domain.flush(allocator.durable + offset, count: record.length)
             case LogRecordKind.allocations, LogRecordKind.frees:
                 for (block, _) in record.pairs() {
-                    if let location = allocator.locateSmall(Int(truncatingIfNeeded: block)) {
+                    let offset = Int(truncatingIfNeeded: block)
+                    if applying {
+                        allocator.setBit(offset, allocated: record.kind == LogRecordKind.allocations)
+                    } else if let location = allocator.locateSmall(offset) {
                         domain.flush(allocator.durable + (UnsafeMutableRawPointer(location.bitmap + location.word) - allocator.base), count: 8)
                     }
                 }
             case LogRecordKind.chunks:
-                for (index, _) in record.pairs() where index < UInt64(allocator.layout.maxChunks) {
-                    domain.flush(allocator.durable + allocator.layout.chunkTableOffset + Int(index) * 8, count: 8)
+                for (index, value) in record.pairs() where index < UInt64(allocator.layout.maxChunks) {
+                    if applying {
+                        allocator.writeChunkEntry(Int(index), value)
+                    } else {
+                        domain.flush(allocator.durable + allocator.layout.chunkTableOffset + Int(index) * 8, count: 8)
+                    }
                 }
             default:
                 break

@@ -20,7 +20,7 @@ import FerriteMedium
     /// Opens a crash image, recovers it and checks it against what each thread committed.
     static func check(image: [UInt8], threads: [Progress.Thread]) -> String? {
         do {
-            let heap = try image.withUnsafeBytes { raw in Result { () throws(HeapError) in try Heap(image: raw) } }.get()
+            let heap = try openImage(image)
             defer { heap.close() }
             try heap.register(Cell.self)
             try heap.register(Table.self)
@@ -48,13 +48,8 @@ import FerriteMedium
     /// Runs `transactions` randomized transactions on each of `threads` threads against an
     /// in-memory pool on a simulated medium, checking crash images at every fence.
     static func run(seed: UInt64, threads: Int, transactions: Int, randomImagesPerFence: Int, processCrashes: Bool = false) throws -> Outcome {
-        var options = smallPoolOptions(maximumSize: 1 << 20)
-        options.logSlotSize = 64 << 10
-        let image = Heap.makeImage(options: options)
-        let medium = SimulatedMedium()
-        let heap = try image.withUnsafeBytes { raw in Result { () throws(HeapError) in try Heap(image: raw, medium: medium) } }.get()
+        let (heap, medium) = try makeSimulatedHeap()
         defer { heap.close() }
-        medium.watch(heap.mapping.durable, size: heap.layout.maximumSize.roundedUp(to: 64))
         let tables = try (0..<threads).map { index in
             try heap.transaction { () -> Table in
                 let table = try heap.allocate(Table.self)
@@ -141,9 +136,7 @@ import FerriteMedium
     static func checkRecoveryCrashes(image: [UInt8]) -> (Int, String?) {
         do {
             let medium = SimulatedMedium()
-            let reference = try image.withUnsafeBytes { raw in
-                Result { () throws(HeapError) in try Heap(image: raw) }
-            }.get()
+            let reference = try openImage(image)
             try reference.register(Table.self); try reference.register(Cell.self)
             let expected = try reference.root("t0", as: Table.self).map { try TableModel(reading: $0) }
             reference.close()
@@ -151,13 +144,11 @@ import FerriteMedium
             medium.onFence = { medium in
                 images.withLock { $0.append(medium.crashImage(.random(seed: UInt64($0.count)))); $0.append(medium.crashImage(.none)) }
             }
-            let recovered = try image.withUnsafeBytes { raw in
-                Result { () throws(HeapError) in try Heap(image: raw, medium: medium, beforeRecovery: { medium.watch($0, size: $1) }) }
-            }.get()
+            let recovered = try openImage(image, medium: medium, beforeRecovery: { medium.watch($0, size: $1) })
             recovered.close()
             let taken = images.withLock { $0 }
             for crash in taken {
-                let heap = try crash.withUnsafeBytes { raw in Result { () throws(HeapError) in try Heap(image: raw) } }.get()
+                let heap = try openImage(crash)
                 defer { heap.close() }
                 try heap.register(Table.self); try heap.register(Cell.self)
                 let found = try heap.root("t0", as: Table.self).map { try TableModel(reading: $0) }
@@ -172,13 +163,8 @@ import FerriteMedium
     }
 
     @Test func aCrashDuringRecoveryRecoversAgainToTheSameState() throws {
-        var options = smallPoolOptions(maximumSize: 1 << 20)
-        options.logSlotSize = 64 << 10
-        let image = Heap.makeImage(options: options)
-        let medium = SimulatedMedium()
-        let heap = try image.withUnsafeBytes { raw in Result { () throws(HeapError) in try Heap(image: raw, medium: medium) } }.get()
+        let (heap, medium) = try makeSimulatedHeap()
         defer { heap.close() }
-        medium.watch(heap.mapping.durable, size: heap.layout.maximumSize.roundedUp(to: 64))
         let table = try heap.transaction { () -> Table in
             let table = try heap.allocate(Table.self)
             try heap.setRoot("t0", to: table)

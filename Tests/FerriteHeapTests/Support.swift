@@ -29,3 +29,21 @@ func smallPoolOptions(maximumSize: Int = 1 << 20, chunkSize: Int = 16 << 10) -> 
     return options
 }
 
+
+/// Opens a pool image held in memory (throws the heap's typed error as `any Error`).
+func openImage(_ image: [UInt8], medium: (any PersistenceMedium)? = nil,
+               beforeRecovery: (UnsafeMutableRawPointer, Int) -> Void = { _, _ in }) throws -> Heap {
+    try image.withUnsafeBytes { raw in
+        Result { () throws(HeapError) in try Heap(image: raw, medium: medium, beforeRecovery: beforeRecovery) }
+    }.get()
+}
+
+/// A fresh small pool in memory on a simulated medium that watches its durable view.
+func makeSimulatedHeap() throws -> (Heap, SimulatedMedium) {
+    var options = smallPoolOptions(maximumSize: 1 << 20)
+    options.logSlotSize = 64 << 10
+    let medium = SimulatedMedium()
+    let heap = try openImage(Heap.makeImage(options: options), medium: medium)
+    medium.watch(heap.mapping.durable, size: heap.layout.maximumSize.roundedUp(to: 64))
+    return (heap, medium)
+}
