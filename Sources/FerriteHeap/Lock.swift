@@ -1,3 +1,4 @@
+import CFerriteShim
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -36,6 +37,29 @@ final class Lock: @unchecked Sendable {
 
     @inline(__always)
     func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        lock()
+        defer { unlock() }
+        return try body()
+    }
+}
+
+/// A spinlock for very short critical sections that are almost never contended, on a cache line
+/// of its own.
+final class SpinLock: @unchecked Sendable {
+    private let word: UnsafeMutableRawPointer
+
+    init() {
+        word = .allocate(byteCount: 128, alignment: 128)
+        word.storeBytes(of: 0, as: UInt64.self)
+    }
+
+    deinit { word.deallocate() }
+
+    @inline(__always) func lock() { ferrite_spin_lock(word) }
+    @inline(__always) func unlock() { ferrite_spin_unlock(word) }
+
+    @inline(__always)
+    func withLock<R>(_ body: () throws -> R) rethrows -> R {
         lock()
         defer { unlock() }
         return try body()

@@ -6,7 +6,8 @@ import FerriteMedium
 /// Owned by a ``TransactionContext``; another thread touches it only to retire its commits on its
 /// behalf (when it stays idle while the watermark is needed), under `lock`.
 final class CommitLane: @unchecked Sendable {
-    let lock = Lock()
+    /// Taken by the owner on every commit and by others only to retire on its behalf: a spinlock.
+    let lock = SpinLock()
     /// Applied, unretired commits: (commit number, log slot). Guarded by `lock`.
     @exclusivity(unchecked) var applied: [(seq: UInt64, slot: Int)] = []
     /// Space freed by commits, released when the watermark durably passes them. Guarded by `lock`.

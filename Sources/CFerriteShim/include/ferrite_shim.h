@@ -57,6 +57,21 @@ static inline void *ferrite_atomic_load_ptr(void **address) {
     return __atomic_load_n(address, __ATOMIC_ACQUIRE);
 }
 
+/// A test-and-set spinlock on a word: for short critical sections that are almost never
+/// contended (one compare-and-swap to take, one release store to give back).
+static inline void ferrite_spin_lock(void *word) {
+    uint64_t expected = 0;
+    while (!__atomic_compare_exchange_n((uint64_t *)word, &expected, 1, 1, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+        expected = 0;
+        while (__atomic_load_n((uint64_t *)word, __ATOMIC_RELAXED) != 0) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        }
+    }
+}
+static inline void ferrite_spin_unlock(void *word) { __atomic_store_n((uint64_t *)word, 0, __ATOMIC_RELEASE); }
+
 /// mmap flags for DAX mappings (Linux); 0 where the platform has none.
 int ferrite_map_sync_flags(void);
 /// The plain MAP_SHARED flag.
