@@ -3,6 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <pthread.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/mman.h>
 
 struct object { uint64_t a, b, c, d, e, f; };  // 48 bytes of fields, like Ferrite's
 struct root { uint64_t a, b, c, d; PMEMoid table; uint64_t slots; };
@@ -101,3 +105,37 @@ uint64_t pmdk_read(pmdk_pool *pool, uint64_t n, int passes, uint64_t *sum) {
 }
 
 uint64_t bench_now_ns(void) { return now_ns(); }
+
+struct raw_job { char *base; uint64_t rounds; };
+
+static void *raw_worker(void *argument) {
+    struct raw_job *job = argument;
+    for (uint64_t i = 0; i < job->rounds; i++) {
+        char *data = job->base + (i % 32) * 1024;
+        char *log = job->base + 65536;
+        *(volatile uint64_t *)data = i;
+        __asm__ volatile(".byte 0x66; xsaveopt %0" : "+m"(*(volatile char *)data));
+        *(volatile uint64_t *)log = i;
+        __asm__ volatile(".byte 0x66; xsaveopt %0" : "+m"(*(volatile char *)log));
+        __asm__ volatile("sfence" ::: "memory");
+    }
+    return NULL;
+}
+
+double raw_persist_rate(const char *path, int threads, uint64_t rounds) {
+    int fd = open(path, O_RDWR | O_CREAT, 0600);
+    if (fd < 0 || ftruncate(fd, 4 << 20) != 0) return 0;
+    char *base = mmap(NULL, 4 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (base == MAP_FAILED) return 0;
+    for (int i = 0; i < (4 << 20); i += 4096) base[i] = 0;
+    struct raw_job jobs[2] = {{base, rounds}, {base + (1 << 20), rounds}};
+    pthread_t ids[2];
+    uint64_t start = now_ns();
+    for (int t = 0; t < threads; t++) pthread_create(&ids[t], NULL, raw_worker, &jobs[t]);
+    for (int t = 0; t < threads; t++) pthread_join(ids[t], NULL);
+    double seconds = (double)(now_ns() - start) / 1e9;
+    munmap(base, 4 << 20);
+    unlink(path);
+    return (double)rounds * threads / seconds;
+}

@@ -363,6 +363,16 @@ do {
     case "reopen": try runReopen()
     case "reopen-child": try runReopenChild()
     case "count": try runCount()
+    case "hardware":
+        // How the platform's own persist path scales from one thread to two (no Ferrite involved).
+        let directory = scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var one: [Double] = [], two: [Double] = []
+        for _ in 0..<option("--rounds", 5) {
+            one.append(raw_persist_rate(directory + "/raw", 1, 1_000_000))
+            two.append(raw_persist_rate(directory + "/raw", 2, 1_000_000))
+        }
+        print("raw store + clwb (2 lines) + sfence on /dev/shm: 1 thread \(Int(median(one)))/s, 2 threads \(Int(median(two)))/s: \(fmt(median(two) / median(one), 2))x")
     case "profile2":
         // Two threads on disjoint records, for profilers.
         let directory = scratchDirectory()
@@ -388,7 +398,7 @@ do {
         print("\(fmt(Double(nanoseconds() - start) / Double(n), 1)) ns per 1-field update transaction")
     case "all": try runOps(); print(""); try runReopen()
     default:
-        print("usage: heap-bench [ops|reopen|all] [--rounds R] [--updates N] [--objects N]")
+        print("usage: heap-bench [ops|reopen|count|hardware|all] [--rounds R] [--updates N] [--objects N]")
         exit(2)
     }
 } catch {

@@ -21,4 +21,9 @@ uint64_t pmdk_read(pmdk_pool *pool, uint64_t n, int passes, uint64_t *sum);
 /// CLOCK_MONOTONIC in nanoseconds; an opaque call, so the optimizer keeps loads of escaped
 /// objects between two timestamps where they are.
 uint64_t bench_now_ns(void);
+
+/// The platform's floor for persistence: each of `threads` threads (1 or 2) repeatedly stores to
+/// two cache lines of its own in a file mapping at `path`, writes them back (clwb) and fences.
+/// Returns the total rounds per second.
+double raw_persist_rate(const char *path, int threads, uint64_t rounds);
 #endif
