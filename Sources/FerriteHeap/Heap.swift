@@ -82,7 +82,7 @@ public final class Heap: @unchecked Sendable {
     var reservedRoots: Set<Int> = []
     private let stripes: UnsafeMutablePointer<pthread_mutex_t>
     static let stripeCount = 1024
-    private var isClosed = false
+    @exclusivity(unchecked) private var isClosed = false
 
     /// What opening the pool found and did.
     public struct RecoveryReport: Sendable {
@@ -279,6 +279,7 @@ public final class Heap: @unchecked Sendable {
     /// Its log holds the new bytes of every 8-byte word written, so a transaction is limited by the
     /// pool's `logSlotSize` (``HeapError/transactionTooLarge(logBytes:)`` beyond it).
     public func transaction<R>(_ body: () throws -> R) throws -> R {
+        guard !isClosed else { throw HeapError.closed }
         let context = self.context()
         context.depth += 1
         let result: R
@@ -318,6 +319,7 @@ public final class Heap: @unchecked Sendable {
     /// Logs and performs a store of `bytes` into an object's fields at `offset`.
     @usableFromInline
     func store(_ bytes: UnsafeRawBufferPointer, into handle: ObjectHandle, at offset: Int) {
+        precondition(!isClosed, "a persistent object of a closed heap was written")
         precondition(offset >= 0 && offset + bytes.count <= handle.size, "store outside the object's fields")
         let context = self.context()
         let implicit = !context.isActive

@@ -81,6 +81,17 @@ import Testing
         #expect(heap.verify().isValid)
     }
 
+    @Test func aClosedHeapRefusesTransactionsAndReleasesThePool() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("pool")
+        let heap = try Heap(path: path, options: smallPoolOptions())
+        try heap.transaction { try heap.setRoot("c", to: try heap.allocate(Cell.self)) }
+        heap.close()
+        #expect(throws: HeapError.closed) { try heap.transaction {} }
+        let again = try Heap(path: path)
+        #expect(try again.rootReference("c") != nil)
+    }
+
     @Test func writesOutsideTransactionsAreEachAtomic() throws {
         let dir = TemporaryDirectory()
         let heap = try Heap(path: dir.file("pool"), options: smallPoolOptions())
