@@ -108,6 +108,11 @@ final class PersistDomain: @unchecked Sendable {
         }
     }
 
+    /// The position of `lane` in registration order.
+    func laneIndex(of lane: CommitLane) -> Int {
+        lock.withLock { laneOwners.firstIndex { $0 === lane } ?? 0 }
+    }
+
     /// Calls `body` with every lane, without locking or retaining them.
     @inline(__always)
     private func forEachLane(_ body: (CommitLane) -> Void) {

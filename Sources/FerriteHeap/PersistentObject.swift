@@ -63,9 +63,12 @@ enum ObjectHeader {
 ///
 /// Reads are plain loads from the pool's working view. Writes store there in place and record
 /// which words the transaction changed, for its redo log.
+///
+/// A handle does not keep its heap alive (copying a handle then costs no reference counting on the
+/// heap, which every thread shares): keep the ``Heap`` alive, and open, while you use its objects.
 public struct ObjectHandle: @unchecked Sendable {
-    /// The heap the object lives in.
-    public let heap: Heap
+    /// The heap the object lives in (not retained).
+    public unowned(unsafe) let heap: Heap
     /// The object's reference (pool offset of its block).
     public let reference: UInt64
     /// The address of the object's first field.

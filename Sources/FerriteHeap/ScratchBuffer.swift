@@ -6,12 +6,24 @@ struct ScratchBuffer<Element: BitwiseCopyable> {
     private var capacity: Int
 
     init(capacity: Int = 16) {
-        self.capacity = capacity
-        base = .allocate(capacity: capacity)
+        self.capacity = Self.roundedCapacity(capacity)
+        base = Self.allocateLines(self.capacity)
+    }
+
+    /// Storage in whole cache lines of its own: two threads' buffers must never share a line
+    /// (every transaction writes them, and a shared line would move between cores each time).
+    private static func allocateLines(_ capacity: Int) -> UnsafeMutablePointer<Element> {
+        UnsafeMutableRawPointer.allocate(byteCount: capacity * MemoryLayout<Element>.stride, alignment: 128)
+            .bindMemory(to: Element.self, capacity: capacity)
+    }
+
+    private static func roundedCapacity(_ capacity: Int) -> Int {
+        let perLine = max(1, 128 / MemoryLayout<Element>.stride)
+        return (max(capacity, 1) + perLine - 1) / perLine * perLine
     }
 
     /// Frees the storage; the buffer must not be used afterwards.
-    func deallocate() { base.deallocate() }
+    func deallocate() { UnsafeMutableRawPointer(base).deallocate() }
 
     var isEmpty: Bool { count == 0 }
 
@@ -29,9 +41,9 @@ struct ScratchBuffer<Element: BitwiseCopyable> {
     }
 
     private mutating func grow() {
-        let bigger = UnsafeMutablePointer<Element>.allocate(capacity: capacity * 2)
+        let bigger = Self.allocateLines(capacity * 2)
         bigger.update(from: base, count: count)
-        base.deallocate()
+        UnsafeMutableRawPointer(base).deallocate()
         base = bigger
         capacity *= 2
     }

@@ -15,6 +15,8 @@ import FerriteMedium
 ///    (of any thread) makes it durable and retires it (``PersistDomain``).
 /// An abort restores the written words from DRAM; nothing reaches the medium.
 final class TransactionContext {
+    /// Keeps this thread's hot fields off the cache lines of whatever is allocated before it.
+    private let paddingBefore: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
     unowned(unsafe) let heap: Heap
     // Shared objects, referenced without reference counting: retaining an object that every thread
     // uses makes its reference count a cache line all cores fight over.
@@ -50,6 +52,9 @@ final class TransactionContext {
     /// Huge runs this transaction allocates or frees: allocated before it, and after it commits.
     @exclusivity(unchecked) var heldHuge: [(index: Int, count: Int, before: Bool, after: Bool)] = []
 
+    /// Keeps this thread's hot fields off the cache lines of whatever is allocated after it.
+    private let paddingAfter: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+
     init(heap: Heap) {
         self.heap = heap
         self.domain = heap.domain
@@ -57,6 +62,9 @@ final class TransactionContext {
         self.mapping = heap.mapping
         self.cache = ThreadCache(classCount: heap.allocator.sizes.classes.count)
         self.lane = heap.domain.makeLane()
+        // Threads start their rotation through the log slots far apart, so that they rarely
+        // touch the same slot's bookkeeping (a cache line moving between cores on every commit).
+        self.lastSlot = (heap.domain.laneIndex(of: lane) &* 37) % heap.layout.logSlotCount
     }
 
     deinit {
