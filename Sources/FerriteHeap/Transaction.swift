@@ -124,7 +124,7 @@ final class TransactionContext {
     /// Allocates a block for `bytes` (header included); returns its pool offset.
     func allocate(bytes: Int) throws(HeapError) -> Int {
         if let failure { throw (failure as? HeapError) ?? .transactionAborted }
-        let allocator = self.allocator
+        unowned(unsafe) let allocator = self.allocator
         if let cls = allocator.sizes.classIndex(forBlockSize: bytes) {
             let (offset, _) = try allocator.reserveSmall(size: bytes, classIndex: cls, cache: cache)
             allocations.append(UInt64(offset)); allocations.append(UInt64(bytes))
@@ -153,7 +153,7 @@ final class TransactionContext {
 
     func free(block: UInt64) throws(HeapError) {
         if let failure { throw (failure as? HeapError) ?? .transactionAborted }
-        let allocator = self.allocator
+        unowned(unsafe) let allocator = self.allocator
         let offset = Int(block)
         let chunkSize = heap.layout.chunkSize
         if newBlocks[block] != nil {
@@ -187,8 +187,8 @@ final class TransactionContext {
             throw (error as? HeapError) ?? .transactionAborted
         }
         guard hasChanges else { finish(committed: false); return }
-        let heap = self.heap
-        let domain = self.domain
+        unowned(unsafe) let heap = self.heap
+        unowned(unsafe) let domain = self.domain
         let working = heap.base
         let durable = mapping.durable
         // New blocks go straight to the durable view: nothing can reach them before the commit.
@@ -253,7 +253,7 @@ final class TransactionContext {
             }
             domain.flush(durable + line, count: 64)
         }
-        let allocator = self.allocator
+        unowned(unsafe) let allocator = self.allocator
         var i = 0
         while i < allocations.count { allocator.setBit(Int(allocations[i]), allocated: true); i += 2 }
         i = 0
@@ -286,7 +286,7 @@ final class TransactionContext {
     }
 
     private func finish(committed: Bool) {
-        let allocator = self.allocator
+        unowned(unsafe) let allocator = self.allocator
         for i in 0..<heldAllocated.count { allocator.release(Int(heldAllocated[i])) }
         heldAllocated.removeAll()
         for i in 0..<heldFreed.count { allocator.release(Int(heldFreed[i])) }  // aborted: the blocks stay live
