@@ -72,9 +72,6 @@ public final class Heap: @unchecked Sendable {
     private var key = pthread_key_t()
     private let contextsLock = Lock()
     private var contexts: [TransactionContext] = []
-    /// Per log slot (one cache line each, `slotStride` words apart): 1 while a transaction holds it.
-    private let slotOwners: UnsafeMutablePointer<UInt64>
-    static let slotStride = 8
     let typesLock = Lock()
     var swiftTypes: [UInt64: any PersistentObject.Type] = [:]
     var poolTypes: [UInt64: String] = [:]
@@ -184,10 +181,6 @@ public final class Heap: @unchecked Sendable {
         self.allocator = Allocator(base: mapping.working, durable: durable, layout: layout, domain: domain, mapping: mapping, chunkCount: header.chunkCount)
         domain.allocator = allocator
         domain.poolSize = { [unowned mapping] in mapping.mappedSize }
-        // One cache line per slot: threads take and release different slots concurrently.
-        self.slotOwners = UnsafeMutableRawPointer.allocate(byteCount: layout.logSlotCount * Self.slotStride * 8, alignment: 128)
-            .bindMemory(to: UInt64.self, capacity: layout.logSlotCount * Self.slotStride)
-        slotOwners.initialize(repeating: 0, count: layout.logSlotCount * Self.slotStride)
         self.stripes = .allocate(capacity: Self.stripeCount)
         for i in 0..<Self.stripeCount {
             (stripes + i).initialize(to: pthread_mutex_t())
@@ -203,7 +196,6 @@ public final class Heap: @unchecked Sendable {
         close()
         for i in 0..<Self.stripeCount { pthread_mutex_destroy(stripes + i) }
         stripes.deallocate()
-        UnsafeMutableRawPointer(slotOwners).deallocate()
     }
 
     /// Closes the heap: unmaps the pool and releases its lock. Proxies of this heap must not be
@@ -229,31 +221,6 @@ public final class Heap: @unchecked Sendable {
         contextsLock.withLock { contexts.append(context) }
         pthread_setspecific(key, Unmanaged.passUnretained(context).toOpaque())
         return context
-    }
-
-    /// Takes a free log slot whose last transaction is durably retired (its log must survive
-    /// until then), starting after `previous` so that a thread rotates through the slots.
-    func acquireLogSlot(after previous: Int) -> Int {
-        let count = layout.logSlotCount
-        let start = previous + 1
-        var attempts = 0
-        while true {
-            for k in 0..<count {
-                let slot = (start + k) % count
-                if ferrite_atomic_load_u64(slotOwners + slot * Self.slotStride) == 0, domain.isReusable(slot),
-                   ferrite_atomic_cas_u64(slotOwners + slot * Self.slotStride, 0, 1) != 0 {
-                    return slot
-                }
-            }
-            // Every free slot awaits retirement: a fence retires applied logs and stores the watermark.
-            attempts += 1
-            if attempts > 8 { usleep(20) }
-            domain.fence(urgent: true)
-        }
-    }
-
-    func releaseLogSlot(_ slot: Int) {
-        ferrite_atomic_store_u64(slotOwners + slot * Self.slotStride, 0)
     }
 
     func logSlot(_ slot: Int) -> RedoLog {

@@ -1,5 +1,8 @@
 import CFerriteShim
 import FerriteMedium
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One thread's commits that are applied but not yet retired, and the space they freed.
 ///
@@ -60,7 +63,8 @@ final class PersistDomain: @unchecked Sendable {
     private let nextSeq: UnsafeMutablePointer<UInt64>
     /// The watermark known durable in the header.
     private let durableWord: UnsafeMutablePointer<UInt64>
-    /// Per slot: the commit number of the transaction last logged in it.
+    /// Per slot, one cache line each: the commit number of the transaction last logged in it
+    /// (word 0) and whether a transaction holds the slot now (word 1).
     private let slotSeq: UnsafeMutablePointer<UInt64>
     /// Guards the header's watermark and the lane registry.
     private let lock = Lock()
@@ -176,6 +180,32 @@ final class PersistDomain: @unchecked Sendable {
             lane.current = 0
             lane.publishLowest()
         }
+    }
+
+    /// Takes a free log slot whose last transaction is durably retired (its log must survive
+    /// until then), starting after `previous` so that a thread rotates through the slots.
+    func acquireLogSlot(after previous: Int) -> Int {
+        let count = layout.logSlotCount
+        let start = previous + 1
+        var attempts = 0
+        while true {
+            for k in 0..<count {
+                let slot = (start + k) % count
+                let owner = slotSeq + slot * 8 + 1
+                if ferrite_atomic_load_u64(owner) == 0, isReusable(slot), ferrite_atomic_cas_u64(owner, 0, 1) != 0 {
+                    return slot
+                }
+            }
+            // Every free slot awaits retirement: a fence retires applied logs and stores the watermark.
+            attempts += 1
+            if attempts > 8 { usleep(20) }
+            fence(urgent: true)
+        }
+    }
+
+    /// Gives a slot back.
+    func releaseLogSlot(_ slot: Int) {
+        ferrite_atomic_store_u64(slotSeq + slot * 8 + 1, 0)
     }
 
     /// Whether `slot` may take a new log: its last transaction is durably retired.

@@ -68,7 +68,8 @@ enum ObjectHeader {
 /// heap, which every thread shares): keep the ``Heap`` alive, and open, while you use its objects.
 public struct ObjectHandle: @unchecked Sendable {
     /// The heap the object lives in (not retained).
-    public unowned(unsafe) let heap: Heap
+    public var heap: Heap { heapReference.takeUnretainedValue() }
+    @usableFromInline let heapReference: Unmanaged<Heap>
     /// The object's reference (pool offset of its block).
     public let reference: UInt64
     /// The address of the object's first field.
@@ -76,7 +77,7 @@ public struct ObjectHandle: @unchecked Sendable {
 
     @usableFromInline
     init(heap: Heap, reference: UInt64) {
-        self.heap = heap
+        self.heapReference = Unmanaged.passUnretained(heap)
         self.reference = reference
         self.fields = heap.base + Int(reference) + ObjectHeader.size
     }
@@ -92,13 +93,14 @@ public struct ObjectHandle: @unchecked Sendable {
     public subscript<T: BitwiseCopyable>(_ type: T.Type, at offset: Int) -> T {
         get { fields.load(fromByteOffset: offset, as: T.self) }
         nonmutating set {
-            withUnsafeBytes(of: newValue) { heap.store($0, into: self, at: offset) }
+            // A guaranteed reference: no reference counting on the heap every thread shares.
+            withUnsafeBytes(of: newValue) { bytes in heapReference._withUnsafeGuaranteedRef { $0.store(bytes, into: self, at: offset) } }
         }
     }
 
     /// Copies bytes into the fields at `offset`, logged like any other write.
     public func storeBytes(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
-        heap.store(bytes, into: self, at: offset)
+        heapReference._withUnsafeGuaranteedRef { $0.store(bytes, into: self, at: offset) }
     }
 
     /// The object referenced by the field at `offset`, or nil when the field holds 0.

@@ -18,11 +18,14 @@ final class TransactionContext {
     /// Keeps this thread's hot fields off the cache lines of whatever is allocated before it.
     private let paddingBefore: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
     unowned(unsafe) let heap: Heap
-    // Shared objects, referenced without reference counting: retaining an object that every thread
-    // uses makes its reference count a cache line all cores fight over.
-    unowned(unsafe) let domain: PersistDomain
-    unowned(unsafe) let allocator: Allocator
-    unowned(unsafe) let mapping: PoolMapping
+    // Shared objects, held strongly: loading a `let` of a guaranteed `self` borrows it with no
+    // reference counting (an unowned(unsafe) reference would be retained around every call, and a
+    // reference count every thread writes is a cache line all cores fight over).
+    let domain: PersistDomain
+    let allocator: Allocator
+    let mapping: PoolMapping
+    let layout: PoolLayout
+    let working: UnsafeMutableRawPointer
     let cache: ThreadCache
     /// This thread's applied, unretired commits (see ``PersistDomain``).
     let lane: CommitLane
@@ -60,6 +63,8 @@ final class TransactionContext {
         self.domain = heap.domain
         self.allocator = heap.allocator
         self.mapping = heap.mapping
+        self.layout = heap.layout
+        self.working = heap.base
         self.cache = ThreadCache(classCount: heap.allocator.sizes.classes.count)
         self.lane = heap.domain.makeLane()
         // Threads start their rotation through the log slots far apart, so that they rarely
@@ -94,7 +99,7 @@ final class TransactionContext {
     func track(offset: Int, count: Int) {
         let end = offset + count
         var line = offset & ~63
-        let base = heap.base
+        let base = working
         while line < end {
             let index: Int
             if let existing = lines[UInt64(line)] {
@@ -124,7 +129,6 @@ final class TransactionContext {
     /// Allocates a block for `bytes` (header included); returns its pool offset.
     func allocate(bytes: Int) throws(HeapError) -> Int {
         if let failure { throw (failure as? HeapError) ?? .transactionAborted }
-        unowned(unsafe) let allocator = self.allocator
         if let cls = allocator.sizes.classIndex(forBlockSize: bytes) {
             let (offset, _) = try allocator.reserveSmall(size: bytes, classIndex: cls, cache: cache)
             allocations.append(UInt64(offset)); allocations.append(UInt64(bytes))
@@ -137,7 +141,7 @@ final class TransactionContext {
             chunkWrites.append(UInt64(run.index + i)); chunkWrites.append(value)
         }
         heldHuge.append((run.index, run.count, false, true))
-        let offset = heap.layout.heapOffset + run.index * heap.layout.chunkSize
+        let offset = layout.heapOffset + run.index * layout.chunkSize
         allocations.append(UInt64(offset)); allocations.append(UInt64(bytes))
         newBlocks.set(UInt64(offset), bytes)
         return offset
@@ -153,14 +157,13 @@ final class TransactionContext {
 
     func free(block: UInt64) throws(HeapError) {
         if let failure { throw (failure as? HeapError) ?? .transactionAborted }
-        unowned(unsafe) let allocator = self.allocator
         let offset = Int(block)
-        let chunkSize = heap.layout.chunkSize
+        let chunkSize = layout.chunkSize
         if newBlocks[block] != nil {
             // Freed by the transaction that allocated it: as if it never was.
             newBlocks.remove(block)
             removeAllocation(block)
-            if let i = heldHuge.firstIndex(where: { heap.layout.heapOffset + $0.index * chunkSize == offset }) {
+            if let i = heldHuge.firstIndex(where: { layout.heapOffset + $0.index * chunkSize == offset }) {
                 heldHuge[i].after = false
                 for c in 0..<heldHuge[i].count { chunkWrites.append(UInt64(heldHuge[i].index + c)); chunkWrites.append(0) }
             }
@@ -187,9 +190,6 @@ final class TransactionContext {
             throw (error as? HeapError) ?? .transactionAborted
         }
         guard hasChanges else { finish(committed: false); return }
-        unowned(unsafe) let heap = self.heap
-        unowned(unsafe) let domain = self.domain
-        let working = heap.base
         let durable = mapping.durable
         // New blocks go straight to the durable view: nothing can reach them before the commit.
         // They are stored before any log record: a process killed in between (its stores to the
@@ -203,10 +203,10 @@ final class TransactionContext {
         }
         // The slot first, then the commit number: a thread waiting for a slot must not hold a
         // number, or the watermark could never pass it to free the slots it waits for.
-        let slot = heap.acquireLogSlot(after: lastSlot)
+        let slot = domain.acquireLogSlot(after: lastSlot)
         lastSlot = slot
         let seq = domain.beginCommit(lane: lane)
-        let log = heap.logSlot(slot)
+        let log = RedoLog(slot: durable + layout.logSlotOffset(slot), capacity: layout.logSlotSize)
         ferrite_atomic_store_u64(log.slot, seq)
         var cursor = PoolLayout.logSlotHeaderSize
         var full = false
@@ -234,7 +234,7 @@ final class TransactionContext {
         if !full { full = !log.append(kind: LogRecordKind.commit, offset: 0, payload: nil, length: 0, seq: seq, cursor: &cursor) }
         if full {
             domain.abandonCommit(lane: lane)
-            heap.releaseLogSlot(slot)
+            domain.releaseLogSlot(slot)
             abort()
             throw .transactionTooLarge(logBytes: log.capacity)
         }
@@ -253,7 +253,6 @@ final class TransactionContext {
             }
             domain.flush(durable + line, count: 64)
         }
-        unowned(unsafe) let allocator = self.allocator
         var i = 0
         while i < allocations.count { allocator.setBit(Int(allocations[i]), allocated: true); i += 2 }
         i = 0
@@ -268,7 +267,7 @@ final class TransactionContext {
         }
         let freed = heldFreed.isEmpty ? [] : (0..<heldFreed.count).map { heldFreed[$0] }
         domain.didApply(lane: lane, slot: slot, freed: freed, freedHuge: freedHuge)
-        heap.releaseLogSlot(slot)
+        domain.releaseLogSlot(slot)
         heldFreed.removeAll()  // released by the domain once retired
         finish(committed: true)
     }
@@ -276,7 +275,6 @@ final class TransactionContext {
     func abort() {
         // Restore the written words of the working view.
         let keys = lines.keys, indexes = lines.values
-        let working = heap.base
         for i in 0..<keys.count {
             let target = (working + Int(keys[i])).assumingMemoryBound(to: UInt64.self)
             let mask = lineMasks[indexes[i]]
@@ -286,7 +284,6 @@ final class TransactionContext {
     }
 
     private func finish(committed: Bool) {
-        unowned(unsafe) let allocator = self.allocator
         for i in 0..<heldAllocated.count { allocator.release(Int(heldAllocated[i])) }
         heldAllocated.removeAll()
         for i in 0..<heldFreed.count { allocator.release(Int(heldFreed[i])) }  // aborted: the blocks stay live
