@@ -121,7 +121,7 @@ final class PersistDomain: @unchecked Sendable {
     @inline(__always)
     private func forEachLane(_ body: (CommitLane) -> Void) {
         let count = Int(ferrite_atomic_load_u64(laneCount))
-        for i in 0..<count { body(laneTable[i].takeUnretainedValue()) }
+        for i in 0..<count { laneTable[i]._withUnsafeGuaranteedRef { body($0) } }
     }
 
     deinit {
