@@ -3,37 +3,25 @@ import CFerriteShim
 import Glibc
 #endif
 
-/// A plain mutex with an optional condition, for locks held across calls (Swift's `Mutex` only
-/// offers scoped locking).
+/// A plain mutex for locks held across calls (Swift's `Mutex` only offers scoped locking).
 final class Lock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private let condition: UnsafeMutablePointer<pthread_cond_t>
 
-    /// The mutex and condition share one allocation of their own cache lines: locks of different
-    /// threads must not share a line (false sharing makes uncontended locks slow).
-    private let storage: UnsafeMutableRawPointer
-
+    /// The mutex gets cache lines of its own: locks of different threads must not share a line
+    /// (false sharing makes uncontended locks slow).
     init() {
-        storage = .allocate(byteCount: 256, alignment: 128)
-        mutex = storage.bindMemory(to: pthread_mutex_t.self, capacity: 1)
+        mutex = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128).bindMemory(to: pthread_mutex_t.self, capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         pthread_mutex_init(mutex, nil)
-        condition = (storage + 128).bindMemory(to: pthread_cond_t.self, capacity: 1)
-        condition.initialize(to: pthread_cond_t())
-        pthread_cond_init(condition, nil)
     }
 
     deinit {
-        pthread_cond_destroy(condition)
         pthread_mutex_destroy(mutex)
-        storage.deallocate()
+        UnsafeMutableRawPointer(mutex).deallocate()
     }
 
     @inline(__always) func lock() { pthread_mutex_lock(mutex) }
     @inline(__always) func unlock() { pthread_mutex_unlock(mutex) }
-    /// Waits for ``broadcast()``; the lock must be held.
-    func wait() { pthread_cond_wait(condition, mutex) }
-    func broadcast() { pthread_cond_broadcast(condition) }
 
     @inline(__always)
     func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
