@@ -33,6 +33,8 @@ final class TransactionContext {
     @exclusivity(unchecked) var depth = 0
     @exclusivity(unchecked) var failure: (any Error)?
     @exclusivity(unchecked) var lastSlot = -1
+    /// Type ids this thread has registered and recorded in the pool already.
+    @exclusivity(unchecked) var recordedTypes: [UInt64] = []
 
     /// Cache lines written (pool offset of the line) -> index into `lineMasks` / `savedLines`.
     @exclusivity(unchecked) var lines = OffsetMap()

@@ -92,7 +92,7 @@ import Testing
         #expect(try again.rootReference("c") != nil)
     }
 
-    @Test func writesOutsideTransactionsAreEachAtomic() throws {
+    @Test func writesOutsideTransactionsCommitOnTheirOwnAndAllocationNeedsOne() throws {
         let dir = TemporaryDirectory()
         let heap = try Heap(path: dir.file("pool"), options: smallPoolOptions())
         let cell = try heap.transaction { let c = try heap.allocate(Cell.self); try heap.setRoot("c", to: c); return c }
@@ -124,6 +124,45 @@ import Testing
         let again = try heap.transaction { try heap.allocateBytes(100_000) }
         #expect(heap.size.current == sizeBefore)
         try heap.transaction { try heap.free(again) }
+    }
+
+    @Test func aTransactionTooLargeForItsLogChangesNothingAndTheHeapGoesOn() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("pool")
+        let words = 8192  // 64 KiB of fields: its redo log cannot fit a 16 KiB slot
+        do {
+            let heap = try Heap(path: path, options: smallPoolOptions(maximumSize: 4 << 20))
+            let cell = try heap.transaction { () -> Cell in
+                let cell = try heap.allocate(Cell.self)
+                cell.a = 1
+                try heap.setRoot("cell", to: cell)
+                return cell
+            }
+            let blob = try heap.transaction { () -> ObjectHandle in
+                let blob = try heap.allocateBytes(words * 8)  // new: copied at commit, not logged
+                for i in 0..<words { blob[Int.self, at: i * 8] = i }
+                cell.b = Int(blob.reference)
+                return blob
+            }
+            #expect(throws: HeapError.transactionTooLarge(logBytes: 16 << 10)) {
+                try heap.transaction {
+                    cell.a = 2
+                    for i in 0..<words { blob[Int.self, at: i * 8] = -i }
+                }
+            }
+            #expect(cell.a == 1)
+            #expect((0..<words).allSatisfy { blob[Int.self, at: $0 * 8] == $0 })
+            try heap.transaction { cell.c = 3 }  // the slot the failed commit used is usable again
+            #expect(heap.verify(checkReachability: false).isValid)
+            heap.close()
+        }
+        // After reopening (recovery sees the abandoned slot header), nothing of it is there.
+        let heap = try Heap(path: path)
+        let cell = try #require(try heap.root("cell", as: Cell.self))
+        #expect(cell.a == 1 && cell.c == 3)
+        let blob = try heap.handle(at: UInt64(cell.b))
+        #expect((0..<words).allSatisfy { blob[Int.self, at: $0 * 8] == $0 })
+        #expect(heap.verify(checkReachability: false).isValid)
     }
 
     @Test func poolGrowsInPlaceUntilItsMaximumThenReportsFull() throws {
