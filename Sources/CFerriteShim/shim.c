@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <sched.h>
 #include "ferrite_shim.h"
 
 #include <errno.h>
@@ -99,3 +100,5 @@ uint64_t ferrite_monotonic_nanoseconds(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+void ferrite_yield(void) { sched_yield(); }

@@ -9,18 +9,20 @@ extension Heap {
     /// - Throws: ``HeapError/typeIDCollision(id:existing:new:)`` if another type name has the same id.
     public func register(_ type: any PersistentObject.Type) throws(HeapError) {
         let id = type.persistentTypeID
-        try typesLock.withLock { () throws(HeapError) in
+        let added = try typesLock.withLock { () throws(HeapError) -> Bool in
             if let existing = swiftTypes[id] {
                 if existing.persistentTypeName != type.persistentTypeName {
                     throw .typeIDCollision(id: id, existing: existing.persistentTypeName, new: type.persistentTypeName)
                 }
-                return
+                return false
             }
             if let stored = poolTypes[id], !type.persistentTypeName.utf8.starts(with: stored.utf8) {
                 throw .typeIDCollision(id: id, existing: stored, new: type.persistentTypeName)
             }
             swiftTypes[id] = type
+            return true
         }
+        if added { for dependent in type.persistentDependentTypes { try register(dependent) } }
     }
 
     /// The names of the types recorded in the pool, by type id.

@@ -80,6 +80,9 @@ public final class Heap: @unchecked Sendable {
     private let stripes: UnsafeMutablePointer<pthread_mutex_t>
     static let stripeCount = 1024
     @exclusivity(unchecked) private var isClosed = false
+    /// Tags the transaction locks this process takes (``TransactionLock``): random at every open,
+    /// so that a lock word left in the pool by an earlier process counts as free.
+    @usableFromInline let lockGeneration = UInt64(UInt32.random(in: 1 ... .max)) << 32
 
     /// What opening the pool found and did.
     public struct RecoveryReport: Sendable {
@@ -276,7 +279,7 @@ public final class Heap: @unchecked Sendable {
     /// Whether the calling thread is inside a transaction on this heap.
     public var inTransaction: Bool { context().isActive }
 
-    private func activeContext(_ operation: String) throws(HeapError) -> TransactionContext {
+    func activeContext(_ operation: String) throws(HeapError) -> TransactionContext {
         guard !isClosed else { throw .closed }
         let context = self.context()
         guard context.isActive else { throw .notInTransaction(operation: operation) }

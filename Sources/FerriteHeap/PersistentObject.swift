@@ -31,11 +31,15 @@ public protocol PersistentObject: AnyObject {
     var handle: ObjectHandle { get }
     /// Re-creates a proxy for an existing object.
     init(handle: ObjectHandle)
+    /// Types whose objects this type's objects own (the nodes of a collection, say):
+    /// ``Heap/register(_:)`` registers them along with this one. The default is none.
+    static var persistentDependentTypes: [any PersistentObject.Type] { get }
 }
 
 extension PersistentObject {
     public static var persistentReferenceOffsets: [Int] { [] }
     public static func persistentReferenceOffsets(of handle: ObjectHandle) -> [Int] { persistentReferenceOffsets }
+    public static var persistentDependentTypes: [any PersistentObject.Type] { [] }
     /// The stable, 64-bit type id stored in every object of this type.
     public static var persistentTypeID: UInt64 { TypeID.make(persistentTypeName) }
     /// This object's reference: its offset in the pool, stable across processes.
@@ -54,8 +58,8 @@ public enum TypeID {
 }
 
 /// The 16-byte header in front of every block's fields: type id, then payload size.
-enum ObjectHeader {
-    static let size = 16
+@usableFromInline enum ObjectHeader {
+    @usableFromInline static let size = 16
 }
 
 /// Where a persistent object lives: the pool offset of its block (its reference) and the address

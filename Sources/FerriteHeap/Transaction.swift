@@ -35,6 +35,9 @@ final class TransactionContext {
     @exclusivity(unchecked) var lastSlot = -1
     /// Type ids this thread has registered and recorded in the pool already.
     @exclusivity(unchecked) var recordedTypes: [UInt64] = []
+    /// Transaction locks (``ObjectHandle/lockUntilTransactionEnds(wordAt:)``) this transaction
+    /// holds: released when it ends, after any rollback.
+    @exclusivity(unchecked) var heldLocks: [UnsafeMutableRawPointer] = []
 
     /// Cache lines written (pool offset of the line) -> index into `lineMasks` / `savedLines`.
     @exclusivity(unchecked) var lines = OffsetMap()
@@ -304,5 +307,9 @@ final class TransactionContext {
         allocations.removeAll()
         frees.removeAll()
         chunkWrites.removeAll()
+        if !heldLocks.isEmpty {
+            for word in heldLocks { TransactionLock.release(word) }
+            heldLocks.removeAll(keepingCapacity: true)
+        }
     }
 }

@@ -57,6 +57,18 @@ static inline void *ferrite_atomic_load_ptr(void **address) {
     return __atomic_load_n(address, __ATOMIC_ACQUIRE);
 }
 
+/// Orders the loads before it against the loads after it (a seqlock reader's second check).
+static inline void ferrite_load_fence(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
+/// A spin-wait hint to the CPU.
+static inline void ferrite_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/// Gives the CPU to another thread (a waiter that has spun long enough).
+void ferrite_yield(void);
+
 /// A test-and-set spinlock on a word: for short critical sections that are almost never
 /// contended (one compare-and-swap to take, one release store to give back).
 static inline void ferrite_spin_lock(void *word) {

@@ -1,0 +1,112 @@
+import CFerriteShim
+
+/// Writer locks held until the end of a transaction, with optimistic readers (a seqlock).
+///
+/// The lock is an 8-byte word inside a persistent object that transactions never log: its value
+/// only means something in the process that wrote it. Its high 32 bits are the generation of the
+/// heap that wrote it (random at every open), its low 32 bits a version that is odd while a writer
+/// holds the lock. A word of another generation (left in the pool by an earlier process, even a
+/// crashed one holding it) counts as unlocked.
+///
+/// A writer takes the lock for the rest of its transaction: readers never see a half-done
+/// change, nor a change that is rolled back (the lock is released after the rollback). Readers
+/// take no lock: they read, then check that the version did not move, and retry if it did.
+enum TransactionLock {
+    static let versionMask: UInt64 = 0xFFFF_FFFF
+
+    /// Takes the lock at `word` for `context`'s transaction (re-entrant within it).
+    static func acquire(_ word: UnsafeMutableRawPointer, generation: UInt64, context: TransactionContext) {
+        if context.heldLocks.contains(word) { return }
+        var spins = 0
+        while true {
+            let value = ferrite_atomic_load_u64(word)
+            let current = value & ~versionMask == generation ? value : generation
+            if current & 1 == 0, ferrite_atomic_cas_u64(word, value, generation | ((current + 1) & versionMask)) != 0 { break }
+            spins += 1
+            if spins < 128 { ferrite_pause() } else { ferrite_yield() }
+        }
+        context.heldLocks.append(word)
+    }
+
+    static func release(_ word: UnsafeMutableRawPointer) {
+        let value = ferrite_atomic_load_u64(word)
+        ferrite_atomic_store_u64(word, value & ~versionMask | ((value + 1) & versionMask))
+    }
+}
+
+extension ObjectHandle {
+    /// Takes the writer lock kept in the 8-byte word at `offset` of this object's fields, until
+    /// the current transaction ends (after its commit, or after its rollback). Re-entrant: a
+    /// transaction may take the same lock again. Other writers wait; readers that use
+    /// ``readConsistently(wordAt:_:)`` never see the object half-changed.
+    ///
+    /// The word is reserved for the lock: never write it otherwise. A transaction that takes
+    /// several locks should take them in a consistent order, or two such transactions can wait for
+    /// each other forever.
+    ///
+    /// - Throws: ``HeapError/notInTransaction(operation:)`` outside a transaction.
+    public func lockUntilTransactionEnds(wordAt offset: Int) throws(HeapError) {
+        let heap = self.heap
+        let context = try heap.activeContext("lock")
+        TransactionLock.acquire(fields + offset, generation: heap.lockGeneration, context: context)
+    }
+
+    /// Runs `body`, a read of this object (and of what it references), so that its result reflects
+    /// no writer's unfinished transaction: `body` runs again whenever a writer held or changed the
+    /// lock at `offset` meanwhile. In the transaction that holds the lock, `body` simply runs (and
+    /// sees the transaction's own writes).
+    ///
+    /// `body` may run against data a writer is changing; its result is then thrown away. It must
+    /// therefore cope with any bytes (check offsets against ``Heap/contains(_:count:)`` before
+    /// following them, bound its loops) and have no side effects.
+    @inlinable
+    public func readConsistently<R>(wordAt offset: Int, _ body: () -> R) -> R {
+        let word = fields + offset
+        var spins = 0
+        while true {
+            let before = ferrite_atomic_load_u64(word)
+            if before & 1 != 0 && !isStaleLock(before) {
+                if holdsLock(word) { return body() }
+                spins += 1
+                if spins < 128 { ferrite_pause() } else { ferrite_yield() }
+                continue
+            }
+            let result = body()
+            ferrite_load_fence()
+            if ferrite_atomic_load_u64(word) == before { return result }
+        }
+    }
+
+    @usableFromInline
+    func isStaleLock(_ value: UInt64) -> Bool {
+        heapReference._withUnsafeGuaranteedRef { value & ~TransactionLock.versionMask != $0.lockGeneration }
+    }
+
+    @usableFromInline
+    func holdsLock(_ word: UnsafeMutableRawPointer) -> Bool {
+        heapReference._withUnsafeGuaranteedRef { heap in
+            let context = heap.context()
+            return context.isActive && context.heldLocks.contains(word)
+        }
+    }
+
+    /// A handle for the block at `reference` without checking that one is there: for collections
+    /// following references they wrote themselves. Reading through a handle to something that is
+    /// not a live block reads meaningless bytes (of the pool, never outside it if
+    /// ``Heap/contains(_:count:)`` holds).
+    @inlinable
+    public init(unchecked reference: UInt64, in heap: Heap) {
+        self.init(heap: heap, reference: reference)
+    }
+}
+
+extension Heap {
+    /// Whether the `count` bytes of fields of a block at `reference` lie inside the pool as mapped
+    /// now: safe to read, whatever they hold.
+    @inlinable
+    public func contains(_ reference: UInt64, count: Int) -> Bool {
+        reference >= 4096 && count >= 0 && reference &+ UInt64(ObjectHeader.size) &+ UInt64(count) <= UInt64(mappedSize)
+    }
+
+    @usableFromInline var mappedSize: Int { mapping.mappedSize }
+}
