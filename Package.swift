@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "FerriteHeap", targets: ["FerriteHeap"]),
         .library(name: "FerriteMedium", targets: ["FerriteMedium"]),
+        .library(name: "FerriteCollections", targets: ["FerriteCollections"]),
         .executable(name: "ferrite-bank", targets: ["ferrite-bank"]),
     ],
     targets: [
@@ -16,6 +17,8 @@ let package = Package(
         .target(name: "FerriteMedium", dependencies: ["CFerriteShim"]),
         // The persistent heap: pools, allocator, transactions, proxies, recovery, verifier.
         .target(name: "FerriteHeap", dependencies: ["FerriteMedium", "CFerriteShim"]),
+        // Persistent collections: strings, arrays, hash maps and sorted maps that live in the pool.
+        .target(name: "FerriteCollections", dependencies: ["FerriteHeap"]),
         // Example program: a bank that survives being killed.
         .executableTarget(name: "ferrite-bank", dependencies: ["FerriteHeap"]),
         // Test objects and the randomized workload shared by the tests and the crash worker.

@@ -1,0 +1,395 @@
+import FerriteHeap
+
+/// A hash map in a pool whose index is persistent: opening the pool rebuilds nothing, the first
+/// lookup is as fast as the millionth.
+///
+/// Layout: open addressing with linear probing in one table block of fixed-size slots (a control
+/// word with the key's stable hash, then the key's and the value's stored bytes; strings are
+/// owned blocks the slots point at). It grows incrementally: when the table is three quarters
+/// used, a table twice as large is allocated and every later mutation moves a few slots of the
+/// old table into it, so no mutation ever rehashes the whole map. Lookups during that time
+/// consult both tables.
+///
+/// Every mutation is failure-atomic, inside the caller's transaction or in one of its own (one
+/// persist fence). A mutation holds the map's transaction lock until its transaction ends, so
+/// writers take turns; readers take no lock and never wait for one another: a lookup that
+/// overlaps a writer's transaction is retried until it reads no unfinished change (see
+/// ``ObjectHandle/readConsistently(wordAt:_:)``). Lookups by a writer inside its transaction see
+/// its own changes.
+public final class PersistentDictionary<Key: PersistentHashable, Value: PersistentStorable>: PersistentObject, Sequence, @unchecked Sendable {
+    public static var persistentTypeName: String { "Ferrite.Dictionary<\(Key.persistentTag),\(Value.persistentTag)>" }
+    public static var persistentSize: Int { 48 }
+    public static var persistentReferenceOffsets: [Int] { [DictionaryLayout.table, DictionaryLayout.oldTable] }
+    public static var persistentDependentTypes: [any PersistentObject.Type] { [HashTableObject<Key, Value>.self] }
+    public let handle: ObjectHandle
+    public init(handle: ObjectHandle) { self.handle = handle }
+
+    @usableFromInline typealias Table = HashTable<Key, Value>
+
+    /// Creates an empty dictionary in `heap` (in the current transaction, or in one of its own).
+    public static func make(in heap: Heap, minimumCapacity: Int = 0) throws -> PersistentDictionary {
+        try heap.transaction {
+            let dictionary = try heap.allocate(PersistentDictionary.self)
+            let capacity = Table.capacity(for: minimumCapacity)
+            dictionary.handle[UInt64.self, at: DictionaryLayout.table] = try Table.make(capacity: capacity, in: heap).reference
+            return dictionary
+        }
+    }
+
+    @usableFromInline var heap: Heap { handle.heap }
+
+    /// The number of keys.
+    public var count: Int { handle.readConsistently(wordAt: DictionaryLayout.lock) { handle[Int.self, at: DictionaryLayout.count] } }
+    public var isEmpty: Bool { count == 0 }
+
+    // MARK: Lookups
+
+    /// The value for `key`, or nil.
+    @inlinable
+    public func value(forKey key: Key) -> Value? {
+        let hash = key.persistentHash
+        let handle = self.handle
+        let heap = handle.heap
+        return handle.readConsistently(wordAt: DictionaryLayout.lock) { () -> Value? in
+            guard let (table, slot) = Self.find(key, hash: hash, handle: handle, heap: heap) else { return nil }
+            return Value.loadStored(from: table.value(slot), heap: heap)
+        }
+    }
+
+    /// Whether the dictionary holds `key`.
+    @inlinable
+    public func contains(_ key: Key) -> Bool {
+        let hash = key.persistentHash
+        let handle = self.handle
+        let heap = handle.heap
+        return handle.readConsistently(wordAt: DictionaryLayout.lock) { Self.find(key, hash: hash, handle: handle, heap: heap) != nil }
+    }
+
+    /// Finds `key` in the current table, then in the old one while it is being migrated.
+    @inlinable
+    static func find(_ key: Key, hash: UInt64, handle: ObjectHandle, heap: Heap) -> (Table, Int)? {
+        let current = Table(reference: handle[UInt64.self, at: DictionaryLayout.table], heap: heap)
+        if let slot = current.find(key, hash: hash, heap: heap, from: 0) { return (current, slot) }
+        let oldReference = handle[UInt64.self, at: DictionaryLayout.oldTable]
+        if oldReference == 0 { return nil }
+        let old = Table(reference: oldReference, heap: heap)
+        if let slot = old.find(key, hash: hash, heap: heap, from: old.migratedBelow) { return (old, slot) }
+        return nil
+    }
+
+    // MARK: Mutations
+
+    /// Takes the dictionary's lock until the current transaction ends, so that other threads'
+    /// mutations wait and their readers see none of this transaction's changes before it ends.
+    /// Mutations take it themselves; call it first to read and then write atomically.
+    public func lock() throws { try handle.lockUntilTransactionEnds(wordAt: DictionaryLayout.lock) }
+
+    private func mutate<R>(_ body: () throws -> R) throws -> R {
+        try heap.transaction {
+            try handle.lockUntilTransactionEnds(wordAt: DictionaryLayout.lock)
+            return try body()
+        }
+    }
+
+    /// Sets the value for `key` and returns the old one (nil if the key is new). Failure-atomic.
+    @discardableResult
+    public func updateValue(_ value: Value, forKey key: Key) throws -> Value? {
+        try mutate {
+            try migrateStep()
+            let hash = key.persistentHash
+            let heap = self.heap
+            if let (table, slot) = Self.find(key, hash: hash, handle: handle, heap: heap) {
+                let old = Value.loadStored(from: table.value(slot), heap: heap)
+                if Value.persistentOwnsStorage { try Value.releaseStored(at: table.value(slot), heap: heap) }
+                try value.store(into: table.handle, at: table.valueOffset(slot))
+                return old
+            }
+            if handle[Int.self, at: DictionaryLayout.used] + 1 > Table.maximumLoad(handle[UInt64.self, at: DictionaryLayout.table], heap: heap) {
+                try grow()
+            }
+            let table = Table(reference: handle[UInt64.self, at: DictionaryLayout.table], heap: heap)
+            let (slot, reused) = table.insertionSlot(hash: hash)
+            try key.store(into: table.handle, at: table.keyOffset(slot))
+            try value.store(into: table.handle, at: table.valueOffset(slot))
+            table.handle[UInt64.self, at: table.controlOffset(slot)] = Table.tag(hash)
+            handle[Int.self, at: DictionaryLayout.count] += 1
+            if !reused { handle[Int.self, at: DictionaryLayout.used] += 1 }
+            return nil
+        }
+    }
+
+    /// Removes `key` and returns its value (nil if it was absent). Failure-atomic; frees what the
+    /// key and value owned.
+    @discardableResult
+    public func removeValue(forKey key: Key) throws -> Value? {
+        try mutate {
+            try migrateStep()
+            let heap = self.heap
+            guard let (table, slot) = Self.find(key, hash: key.persistentHash, handle: handle, heap: heap) else { return nil }
+            let old = Value.loadStored(from: table.value(slot), heap: heap)
+            if Key.persistentOwnsStorage { try Key.releaseStored(at: table.key(slot), heap: heap) }
+            if Value.persistentOwnsStorage { try Value.releaseStored(at: table.value(slot), heap: heap) }
+            table.handle[UInt64.self, at: table.controlOffset(slot)] = Table.tombstone
+            handle[Int.self, at: DictionaryLayout.count] -= 1
+            return old
+        }
+    }
+
+    /// The value for `key` (nil if absent). Setting it stores (or, with nil, removes) the value,
+    /// failure-atomically; the setter traps if the pool is full (use ``updateValue(_:forKey:)``
+    /// to handle that error).
+    @inlinable
+    public subscript(key: Key) -> Value? {
+        get { value(forKey: key) }
+        set {
+            do {
+                if let newValue { try updateValue(newValue, forKey: key) } else { try removeValue(forKey: key) }
+            } catch {
+                preconditionFailure("PersistentDictionary could not store a value: \(error)")
+            }
+        }
+    }
+
+    /// Removes every key, keeping a small table. Failure-atomic.
+    public func removeAll() throws {
+        try mutate {
+            try releaseAll()
+            handle[UInt64.self, at: DictionaryLayout.table] = try Table.make(capacity: Table.capacity(for: 0), in: heap).reference
+            handle[UInt64.self, at: DictionaryLayout.oldTable] = 0
+            handle[Int.self, at: DictionaryLayout.count] = 0
+            handle[Int.self, at: DictionaryLayout.used] = 0
+        }
+    }
+
+    /// Frees the dictionary, its tables and what its keys and values own. Nothing may use or
+    /// reference it afterwards.
+    public func destroy() throws {
+        try mutate {
+            try releaseAll()
+            try heap.free(handle)
+        }
+    }
+
+    // MARK: Iteration
+
+    /// Iterates over the key-value pairs in no particular order. Iterate while no other thread
+    /// mutates the dictionary (or after calling ``lock()`` in a transaction).
+    public func makeIterator() -> Iterator { Iterator(dictionary: self) }
+
+    /// The pairs of a ``PersistentDictionary``.
+    public struct Iterator: IteratorProtocol {
+        let heap: Heap
+        var tables: [(table: HashTable<Key, Value>, from: Int)]
+        var slot: Int
+
+        init(dictionary: PersistentDictionary) {
+            heap = dictionary.heap
+            let handle = dictionary.handle
+            tables = [(HashTable(reference: handle[UInt64.self, at: DictionaryLayout.table], heap: heap), 0)]
+            let old = handle[UInt64.self, at: DictionaryLayout.oldTable]
+            if old != 0 {
+                let table = HashTable<Key, Value>(reference: old, heap: heap)
+                tables.append((table, table.migratedBelow))
+            }
+            slot = tables[0].from
+        }
+
+        public mutating func next() -> (key: Key, value: Value)? {
+            while let (table, _) = tables.first {
+                while slot < table.capacity {
+                    defer { slot += 1 }
+                    if table.isLive(slot) {
+                        return (Key.loadStored(from: table.key(slot), heap: heap), Value.loadStored(from: table.value(slot), heap: heap))
+                    }
+                }
+                tables.removeFirst()
+                slot = tables.first?.from ?? 0
+            }
+            return nil
+        }
+    }
+
+    /// The keys, in iteration order.
+    public var keys: [Key] { map(\.key) }
+    /// The values, in iteration order.
+    public var values: [Value] { map(\.value) }
+
+    // MARK: Growth
+
+    /// How many old-table slots each mutation moves while a migration runs. With growth at 3/4
+    /// load, four would finish every migration before the new table fills; 16 leaves a margin.
+    static var migrationStep: Int { 16 }
+
+    /// Starts a migration to a table twice as large (or as large, when the table is mostly
+    /// tombstones), finishing any migration still running first.
+    private func grow() throws {
+        while handle[UInt64.self, at: DictionaryLayout.oldTable] != 0 { try migrateStep() }
+        let current = Table(reference: handle[UInt64.self, at: DictionaryLayout.table], heap: heap)
+        let count = handle[Int.self, at: DictionaryLayout.count]
+        let capacity = count + 1 > current.capacity / 2 ? current.capacity * 2 : current.capacity
+        let new = try Table.make(capacity: capacity, in: heap)
+        handle[UInt64.self, at: DictionaryLayout.oldTable] = current.reference
+        handle[UInt64.self, at: DictionaryLayout.table] = new.reference
+        handle[Int.self, at: DictionaryLayout.used] = 0
+        try migrateStep()
+    }
+
+    /// Moves the next few slots of the old table (if one is being migrated) into the current one.
+    private func migrateStep() throws {
+        let oldReference = handle[UInt64.self, at: DictionaryLayout.oldTable]
+        guard oldReference != 0 else { return }
+        let old = Table(reference: oldReference, heap: heap)
+        let current = Table(reference: handle[UInt64.self, at: DictionaryLayout.table], heap: heap)
+        var cursor = old.migratedBelow
+        let end = Swift.min(old.capacity, cursor + Self.migrationStep)
+        var moved = 0
+        while cursor < end {
+            if old.isLive(cursor) {
+                let (slot, reused) = current.insertionSlot(hash: old.control(cursor))
+                current.handle.storeBytes(UnsafeRawBufferPointer(start: old.control(at: cursor), count: Table.slotSize),
+                                          at: current.controlOffset(slot))
+                if !reused { moved += 1 }
+            }
+            cursor += 1
+        }
+        if moved > 0 { handle[Int.self, at: DictionaryLayout.used] += moved }
+        if cursor == old.capacity {
+            try heap.free(old.handle)  // the moved keys and values are owned by the current table now
+            handle[UInt64.self, at: DictionaryLayout.oldTable] = 0
+        } else {
+            old.handle[Int.self, at: HashTableLayout.migratedBelow] = cursor
+        }
+    }
+
+    /// Frees what every key and value owns, and the tables.
+    private func releaseAll() throws {
+        for reference in [handle[UInt64.self, at: DictionaryLayout.table], handle[UInt64.self, at: DictionaryLayout.oldTable]] where reference != 0 {
+            let table = Table(reference: reference, heap: heap)
+            if Key.persistentOwnsStorage || Value.persistentOwnsStorage {
+                for slot in table.migratedBelow..<table.capacity where table.isLive(slot) {
+                    if Key.persistentOwnsStorage { try Key.releaseStored(at: table.key(slot), heap: heap) }
+                    if Value.persistentOwnsStorage { try Value.releaseStored(at: table.value(slot), heap: heap) }
+                }
+            }
+            try heap.free(table.handle)
+        }
+    }
+}
+
+/// Field offsets of a ``PersistentDictionary``.
+@usableFromInline enum DictionaryLayout {
+    @usableFromInline static let lock = 0
+    @usableFromInline static let count = 8
+    @usableFromInline static let table = 16
+    @usableFromInline static let oldTable = 24
+    @usableFromInline static let used = 32
+}
+
+/// Field offsets of a hash table block.
+@usableFromInline enum HashTableLayout {
+    @usableFromInline static let capacity = 0
+    /// Slots below this index were moved to the newer table (only in a table being migrated).
+    @usableFromInline static let migratedBelow = 8
+    @usableFromInline static let slots = 16
+}
+
+/// A table of slots: a control word (0 empty, 1 tombstone, else the key's hash with bit 63 set),
+/// the key's stored bytes, the value's stored bytes.
+@usableFromInline
+struct HashTable<Key: PersistentHashable, Value: PersistentStorable> {
+    @usableFromInline let handle: ObjectHandle
+    @usableFromInline let capacity: Int
+    @usableFromInline let slots: UnsafeMutableRawPointer
+
+    @usableFromInline static var keyStride: Int { Stored.stride(Key.self) }
+    @usableFromInline static var slotSize: Int { 8 + keyStride + Stored.stride(Value.self) }
+    @usableFromInline static var tombstone: UInt64 { 1 }
+    @inlinable static func tag(_ hash: UInt64) -> UInt64 { hash | 1 << 63 }
+
+    /// A view of the table at `reference`. A reference read while a writer changes things may be
+    /// anything: the table is then empty unless its whole extent lies inside the pool.
+    @inlinable
+    init(reference: UInt64, heap: Heap) {
+        handle = ObjectHandle(unchecked: reference, in: heap)
+        let capacity = heap.contains(reference, count: HashTableLayout.slots) ? handle[Int.self, at: HashTableLayout.capacity] : 0
+        let valid = capacity > 0 && capacity & (capacity - 1) == 0 && capacity <= 1 << 40
+            && heap.contains(reference, count: HashTableLayout.slots + capacity * Self.slotSize)
+        self.capacity = valid ? capacity : 0
+        slots = handle.fields + HashTableLayout.slots
+    }
+
+    static func capacity(for count: Int) -> Int {
+        var capacity = 8
+        while capacity * 3 / 4 < count { capacity *= 2 }
+        return capacity
+    }
+
+    static func maximumLoad(_ reference: UInt64, heap: Heap) -> Int {
+        HashTable(reference: reference, heap: heap).capacity * 3 / 4
+    }
+
+    static func make(capacity: Int, in heap: Heap) throws(HeapError) -> HashTable {
+        let object = try heap.allocate(HashTableObject<Key, Value>.self, size: HashTableLayout.slots + capacity * slotSize)
+        object.handle.fields.storeBytes(of: capacity, as: Int.self)  // a new block: no logging needed
+        return HashTable(reference: object.reference, heap: heap)
+    }
+
+    var reference: UInt64 { handle.reference }
+    @usableFromInline var migratedBelow: Int { Swift.min(capacity, Swift.max(0, handle[Int.self, at: HashTableLayout.migratedBelow])) }
+
+    @inlinable func control(at slot: Int) -> UnsafeMutableRawPointer { slots + slot * Self.slotSize }
+    @inlinable func control(_ slot: Int) -> UInt64 { control(at: slot).load(as: UInt64.self) }
+    @inlinable func key(_ slot: Int) -> UnsafeMutableRawPointer { control(at: slot) + 8 }
+    @inlinable func value(_ slot: Int) -> UnsafeMutableRawPointer { control(at: slot) + 8 + Self.keyStride }
+    func isLive(_ slot: Int) -> Bool { control(slot) & 1 << 63 != 0 }
+    func controlOffset(_ slot: Int) -> Int { HashTableLayout.slots + slot * Self.slotSize }
+    func keyOffset(_ slot: Int) -> Int { controlOffset(slot) + 8 }
+    func valueOffset(_ slot: Int) -> Int { controlOffset(slot) + 8 + Self.keyStride }
+
+    /// The slot holding `key`, probing from its home slot; matches below `from` do not count.
+    @inlinable
+    func find(_ key: Key, hash: UInt64, heap: Heap, from: Int) -> Int? {
+        guard capacity > 0 else { return nil }
+        let tag = Self.tag(hash), mask = capacity - 1
+        var slot = Int(truncatingIfNeeded: hash) & mask
+        for _ in 0..<capacity {
+            let control = self.control(slot)
+            if control == 0 { return nil }
+            if control == tag && slot >= from && Key.storedValue(at: self.key(slot), heap: heap, equals: key) { return slot }
+            slot = (slot + 1) & mask
+        }
+        return nil
+    }
+
+    /// Where to insert a key with `hash` known to be absent: the first empty or tombstone slot of
+    /// its probe sequence, and whether it was a tombstone.
+    func insertionSlot(hash: UInt64) -> (slot: Int, reused: Bool) {
+        let mask = capacity - 1
+        var slot = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let control = self.control(slot)
+            if control == 0 { return (slot, false) }
+            if control == Self.tombstone { return (slot, true) }
+            slot = (slot + 1) & mask
+        }
+    }
+}
+
+/// The block type of a dictionary's hash tables (so the verifier can follow their references).
+final class HashTableObject<Key: PersistentHashable, Value: PersistentStorable>: PersistentObject, @unchecked Sendable {
+    static var persistentTypeName: String { "Ferrite.HashTable<\(Key.persistentTag),\(Value.persistentTag)>" }
+    static var persistentSize: Int { HashTableLayout.slots }
+    let handle: ObjectHandle
+    init(handle: ObjectHandle) { self.handle = handle }
+    static func persistentReferenceOffsets(of handle: ObjectHandle) -> [Int] {
+        let keyOffsets = Key.persistentStoredReferenceOffsets, valueOffsets = Value.persistentStoredReferenceOffsets
+        guard !keyOffsets.isEmpty || !valueOffsets.isEmpty else { return [] }
+        let table = HashTable<Key, Value>(reference: handle.reference, heap: handle.heap)
+        var offsets: [Int] = []
+        for slot in table.migratedBelow..<table.capacity where table.isLive(slot) {
+            offsets += keyOffsets.map { table.keyOffset(slot) + $0 }
+            offsets += valueOffsets.map { table.valueOffset(slot) + $0 }
+        }
+        return offsets
+    }
+}
