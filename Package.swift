@@ -22,12 +22,16 @@ let package = Package(
         // Example program: a bank that survives being killed.
         .executableTarget(name: "ferrite-bank", dependencies: ["FerriteHeap"]),
         // Test objects and the randomized workload shared by the tests and the crash worker.
-        .target(name: "FerriteTestSupport", dependencies: ["FerriteHeap"]),
+        .target(name: "FerriteTestSupport", dependencies: ["FerriteHeap", "FerriteMedium"]),
         // Child process driven by the real-crash tests.
         .executableTarget(name: "FerriteCrashWorker", dependencies: ["FerriteHeap", "FerriteTestSupport"]),
         .testTarget(
             name: "FerriteHeapTests",
             dependencies: ["FerriteHeap", "FerriteMedium", "CFerriteShim", "FerriteTestSupport", "FerriteCrashWorker"]
+        ),
+        .testTarget(
+            name: "FerriteCollectionsTests",
+            dependencies: ["FerriteCollections", "FerriteHeap", "FerriteMedium", "FerriteTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -120,7 +120,7 @@ public final class Heap: @unchecked Sendable {
 
     /// Opens a pool image held in memory (tests open simulated crash images this way).
     /// `beforeRecovery` sees the mapped image (base, size) before recovery touches it.
-    convenience init(image: UnsafeRawBufferPointer, medium: (any PersistenceMedium)? = nil,
+    @_spi(Testing) public convenience init(image: UnsafeRawBufferPointer, medium: (any PersistenceMedium)? = nil,
                      beforeRecovery: (UnsafeMutableRawPointer, Int) -> Void = { _, _ in }) throws(HeapError) {
         let started = ferrite_monotonic_nanoseconds()
         let header = try PoolHeader.decode(UnsafeRawBufferPointer(rebasing: image.prefix(PoolLayout.headerSize)),
@@ -131,7 +131,7 @@ public final class Heap: @unchecked Sendable {
     }
 
     /// Creates a pool image in memory with the given options (tests).
-    static func makeImage(options: HeapOptions) -> [UInt8] {
+    @_spi(Testing) public static func makeImage(options: HeapOptions) -> [UInt8] {
         let layout = options.layout
         precondition(layout.validate() == nil)
         let chunks = min(layout.maxChunks, max(1, options.initialSize / layout.chunkSize))
@@ -395,6 +395,11 @@ public final class Heap: @unchecked Sendable {
     }
 
     // MARK: Statistics
+
+    /// The durable view's address and the extent a simulated medium must watch (tests).
+    @_spi(Testing) public var durableView: (base: UnsafeMutableRawPointer, size: Int) {
+        (mapping.durable, layout.maximumSize.roundedUp(to: 64))
+    }
 
     /// The pool's current size in bytes, and its maximum.
     public var size: (current: Int, maximum: Int) { (mapping.mappedSize, layout.maximumSize) }

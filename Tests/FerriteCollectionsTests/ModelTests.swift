@@ -1,0 +1,108 @@
+import Testing
+import FerriteHeap
+import FerriteCollections
+import FerriteTestSupport
+
+/// Random operation sequences applied to each persistent collection and to its standard-library
+/// counterpart agree, before and after closing and reopening the pool.
+@Suite struct ModelTests {
+    @Test(arguments: [1, 2, 3] as [UInt64])
+    func collectionsAgreeWithTheirStandardLibraryModelsAcrossReopens(seed: UInt64) throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("model.pool")
+        var options = smallPoolOptions(maximumSize: 64 << 20, chunkSize: 64 << 10)
+        options.logSlotSize = 64 << 10
+        var heap = try Heap(path: path, options: options)
+        try CollectionsModel.create(in: heap)
+        var workload = CollectionsWorkload(seed: seed)
+        var model = CollectionsModel()
+        for round in 0..<6 {
+            let collections = try CollectionsModel.Collections(heap)
+            for _ in 0..<700 { try workload.step(collections, &model) }
+            // A multi-operation transaction that commits, and one that aborts.
+            var next = model
+            try heap.transaction { for _ in 0..<5 { try workload.step(collections, &next) } }
+            model = next
+            var discarded = model
+            _ = try? heap.transaction { () throws -> Void in
+                for _ in 0..<5 { try workload.step(collections, &discarded) }
+                throw CancellationError()
+            }
+            var problems: [String] = []
+            #expect(try CollectionsModel.read(from: heap, problems: &problems) == model, "round \(round) before reopening")
+            #expect(problems.isEmpty, "\(problems)")
+            heap.close()
+            heap = try Heap(path: path, options: options)
+            try CollectionsModel.register(in: heap)
+            #expect(try CollectionsModel.read(from: heap, problems: &problems) == model, "round \(round) after reopening")
+            #expect(problems.isEmpty, "\(problems)")
+            let report = heap.verify()
+            #expect(report.isValid, "\(report)")
+        }
+        // The workload reaches sizes that make tables grow and trees split.
+        let sizes = model.description
+        #expect(model.ints.count > 100 && model.tree.count > 200 && model.names.count > 100 && model.words.count > 100 && model.array.count > 20, "\(sizes)")
+        heap.close()
+    }
+
+    @Test func sortedMapScansBothWaysAndFindsBounds() throws {
+        let directory = TemporaryDirectory()
+        let heap = try Heap(path: directory.file("scan.pool"), options: smallPoolOptions(maximumSize: 16 << 20))
+        defer { heap.close() }
+        let map = try PersistentSortedMap<Int, Int>.make(in: heap)
+        let keys = Array(stride(from: 0, to: 3000, by: 3)).shuffled()
+        try heap.transaction { for key in keys { try map.updateValue(key * 10, forKey: key) } }
+        #expect(map.checkInvariants() == [])
+        #expect(map.count == keys.count)
+        #expect(map.entries(from: 100, limit: 3).map(\.key) == [102, 105, 108])
+        #expect(map.entries(from: 100, limit: 3, reverse: true).map(\.key) == [99, 96, 93])
+        #expect(map.entries(from: 99, limit: 2, reverse: true).map(\.key) == [99, 96])
+        #expect(map.entries(from: 2990, through: 3100).map(\.key) == [2991, 2994, 2997])
+        #expect(map.entries(from: 10, through: 0, reverse: true).map(\.key) == [9, 6, 3, 0])
+        #expect(map.entries(limit: 2, reverse: true).map(\.key) == [2997, 2994])
+        #expect(map[map.lowerBound(100)..<map.lowerBound(110)].map(\.key) == [102, 105, 108])
+        #expect(map.reversed().prefix(2).map(\.value) == [29970, 29940])
+        // Emptying the map frees every leaf but one.
+        for key in keys { try map.removeValue(forKey: key) }
+        #expect(map.isEmpty && map.checkInvariants() == [] && Array(map).isEmpty)
+        try heap.setRoot("map", to: map)
+        let report = heap.verify()
+        #expect(report.isValid && report.liveBlocks == 2, "\(report)")
+    }
+
+    @Test func destroyingCollectionsReturnsAllTheirMemory() throws {
+        let directory = TemporaryDirectory()
+        let heap = try Heap(path: directory.file("destroy.pool"), options: smallPoolOptions(maximumSize: 16 << 20))
+        defer { heap.close() }
+        try CollectionsModel.create(in: heap)
+        var workload = CollectionsWorkload(seed: 9)
+        var model = CollectionsModel()
+        let c = try CollectionsModel.Collections(heap)
+        for _ in 0..<1500 { try workload.step(c, &model) }
+        #expect(heap.verify().liveBlocks > 50)
+        try heap.transaction {
+            try c.array.destroy(); try c.ints.destroy(); try c.names.destroy(); try c.tree.destroy(); try c.words.destroy()
+            for name in heap.rootNames { try heap.setRoot(name, to: nil) }
+        }
+        let report = heap.verify()
+        #expect(report.isValid && report.liveBlocks == 0, "\(report)")
+    }
+
+    @Test func dictionaryGrowsIncrementallyWithoutLosingKeys() throws {
+        let directory = TemporaryDirectory()
+        let heap = try Heap(path: directory.file("grow.pool"), options: smallPoolOptions(maximumSize: 64 << 20, chunkSize: 64 << 10))
+        defer { heap.close() }
+        let dictionary = try PersistentDictionary<Int, Int>.make(in: heap)
+        for key in 0..<20_000 {
+            try dictionary.updateValue(key &* 7, forKey: key)
+            if key % 997 == 0 {  // mid-migration lookups see every key
+                for probe in stride(from: 0, through: key, by: 13) where dictionary[probe] != probe &* 7 {
+                    Issue.record("key \(probe) lost after inserting \(key)"); return
+                }
+            }
+        }
+        for key in stride(from: 0, to: 20_000, by: 2) { try dictionary.removeValue(forKey: key) }
+        #expect(dictionary.count == 10_000)
+        #expect((0..<20_000).allSatisfy { dictionary[$0] == ($0 % 2 == 0 ? nil : $0 &* 7) })
+    }
+}
