@@ -51,19 +51,28 @@ struct CollectionsModel: Equatable, CustomStringConvertible {
     static func read(from heap: Heap, problems: inout [String]) throws -> CollectionsModel {
         let c = try Collections(heap)
         var model = CollectionsModel()
-        model.array = Array(c.array)
+        // Plain loops, not Array(_:), which traps when a broken collection's count is wrong.
+        for element in c.array { model.array.append(element) }
+        if model.array.count != c.array.count { problems.append("array: count \(c.array.count), \(model.array.count) elements") }
         for (k, v) in c.ints { if model.ints.updateValue(v, forKey: k) != nil { problems.append("ints: key \(k) twice") } }
         for (k, v) in c.names { if model.names.updateValue(v, forKey: k) != nil { problems.append("names: key \(k) twice") } }
         if model.ints.count != c.ints.count { problems.append("ints: count \(c.ints.count), \(model.ints.count) pairs") }
         if model.names.count != c.names.count { problems.append("names: count \(c.names.count), \(model.names.count) pairs") }
         for (k, v) in model.ints where c.ints[k] != v { problems.append("ints: lookup of \(k) disagrees with iteration") }
         for (k, v) in model.names where c.names[k] != v { problems.append("names: lookup of \(k) disagrees with iteration") }
-        let treePairs = Array(c.tree), wordPairs = Array(c.words)
+        var treePairs: [(key: Int, value: String)] = [], wordPairs: [(key: String, value: Int)] = []
+        for pair in c.tree { treePairs.append(pair) }
+        for pair in c.words { wordPairs.append(pair) }
+        if treePairs.count != c.tree.count { problems.append("tree: count \(c.tree.count), \(treePairs.count) pairs") }
+        if wordPairs.count != c.words.count { problems.append("words: count \(c.words.count), \(wordPairs.count) pairs") }
         model.tree = Dictionary(treePairs.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
         model.words = Dictionary(wordPairs.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
         if treePairs.map(\.key) != model.tree.keys.sorted() { problems.append("tree: iteration out of order or duplicated") }
         if wordPairs.map(\.key) != model.words.keys.sorted() { problems.append("words: iteration out of order or duplicated") }
-        if Array(c.tree.reversed()).map(\.key) != treePairs.map(\.key).reversed() { problems.append("tree: reverse iteration differs") }
+        var reversedKeys: [Int] = []
+        var index = c.tree.endIndex
+        while index != c.tree.startIndex && reversedKeys.count <= treePairs.count { index = c.tree.index(before: index); reversedKeys.append(c.tree[index].key) }
+        if reversedKeys != treePairs.map(\.key).reversed() { problems.append("tree: reverse iteration differs") }
         problems += c.tree.checkInvariants().map { "tree: " + $0 } + c.words.checkInvariants().map { "words: " + $0 }
         return model
     }
