@@ -1,6 +1,7 @@
 // swift-tools-version: 6.0
 // Ferrite's benchmarks: a separate package, so the library gains no system dependency.
 //   swift run -c release --package-path Benchmarks heap-bench [all|ops|reopen]
+//   swift run -c release --package-path Benchmarks collections-bench [all|dictionary|sorted|open]
 // Needs Debian's libpmemobj-dev (PMDK), the peer measured in the same run: Benchmarks/setup.sh.
 import PackageDescription
 
@@ -14,6 +15,10 @@ let package = Package(
         .executableTarget(
             name: "heap-bench",
             dependencies: [.product(name: "FerriteHeap", package: "Ferrite"), .product(name: "FerriteMedium", package: "Ferrite"), "PMDKWorkloads"]
+        ),
+        .executableTarget(
+            name: "collections-bench",
+            dependencies: [.product(name: "FerriteCollections", package: "Ferrite"), .product(name: "FerriteHeap", package: "Ferrite")]
         ),
     ],
     swiftLanguageModes: [.v6]

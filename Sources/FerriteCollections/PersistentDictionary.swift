@@ -36,7 +36,7 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
         }
     }
 
-    @usableFromInline var heap: Heap { handle.heap }
+    @inlinable var heap: Heap { handle.heap }
 
     /// The number of keys.
     public var count: Int { handle.readConsistently(wordAt: DictionaryLayout.lock) { handle[Int.self, at: DictionaryLayout.count] } }
@@ -84,7 +84,8 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
     /// Mutations take it themselves; call it first to read and then write atomically.
     public func lock() throws { try handle.lockUntilTransactionEnds(wordAt: DictionaryLayout.lock) }
 
-    private func mutate<R>(_ body: () throws -> R) throws -> R {
+    @inlinable
+    func mutate<R>(_ body: () throws -> R) throws -> R {
         try heap.transaction {
             try handle.lockUntilTransactionEnds(wordAt: DictionaryLayout.lock)
             return try body()
@@ -92,7 +93,7 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
     }
 
     /// Sets the value for `key` and returns the old one (nil if the key is new). Failure-atomic.
-    @discardableResult
+    @inlinable @discardableResult
     public func updateValue(_ value: Value, forKey key: Key) throws -> Value? {
         try mutate {
             try migrateStep()
@@ -120,7 +121,7 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
 
     /// Removes `key` and returns its value (nil if it was absent). Failure-atomic; frees what the
     /// key and value owned.
-    @discardableResult
+    @inlinable @discardableResult
     public func removeValue(forKey key: Key) throws -> Value? {
         try mutate {
             try migrateStep()
@@ -218,11 +219,12 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
 
     /// How many old-table slots each mutation moves while a migration runs. With growth at 3/4
     /// load, four would finish every migration before the new table fills; 16 leaves a margin.
-    static var migrationStep: Int { 16 }
+    @inlinable static var migrationStep: Int { 16 }
 
     /// Starts a migration to a table twice as large (or as large, when the table is mostly
     /// tombstones), finishing any migration still running first.
-    private func grow() throws {
+    @usableFromInline
+    func grow() throws {
         while handle[UInt64.self, at: DictionaryLayout.oldTable] != 0 { try migrateStep() }
         let current = Table(reference: handle[UInt64.self, at: DictionaryLayout.table], heap: heap)
         let count = handle[Int.self, at: DictionaryLayout.count]
@@ -235,7 +237,8 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
     }
 
     /// Moves the next few slots of the old table (if one is being migrated) into the current one.
-    private func migrateStep() throws {
+    @inlinable
+    func migrateStep() throws {
         let oldReference = handle[UInt64.self, at: DictionaryLayout.oldTable]
         guard oldReference != 0 else { return }
         let old = Table(reference: oldReference, heap: heap)
@@ -301,9 +304,9 @@ struct HashTable<Key: PersistentHashable, Value: PersistentStorable> {
     @usableFromInline let capacity: Int
     @usableFromInline let slots: UnsafeMutableRawPointer
 
-    @usableFromInline static var keyStride: Int { Stored.stride(Key.self) }
-    @usableFromInline static var slotSize: Int { 8 + keyStride + Stored.stride(Value.self) }
-    @usableFromInline static var tombstone: UInt64 { 1 }
+    @inlinable static var keyStride: Int { Stored.stride(Key.self) }
+    @inlinable static var slotSize: Int { 8 + keyStride + Stored.stride(Value.self) }
+    @inlinable static var tombstone: UInt64 { 1 }
     @inlinable static func tag(_ hash: UInt64) -> UInt64 { hash | 1 << 63 }
 
     /// A view of the table at `reference`. A reference read while a writer changes things may be
@@ -318,33 +321,33 @@ struct HashTable<Key: PersistentHashable, Value: PersistentStorable> {
         slots = handle.fields + HashTableLayout.slots
     }
 
-    static func capacity(for count: Int) -> Int {
+    @usableFromInline static func capacity(for count: Int) -> Int {
         var capacity = 8
         while capacity * 3 / 4 < count { capacity *= 2 }
         return capacity
     }
 
-    static func maximumLoad(_ reference: UInt64, heap: Heap) -> Int {
+    @inlinable static func maximumLoad(_ reference: UInt64, heap: Heap) -> Int {
         HashTable(reference: reference, heap: heap).capacity * 3 / 4
     }
 
-    static func make(capacity: Int, in heap: Heap) throws(HeapError) -> HashTable {
+    @usableFromInline static func make(capacity: Int, in heap: Heap) throws(HeapError) -> HashTable {
         let object = try heap.allocate(HashTableObject<Key, Value>.self, size: HashTableLayout.slots + capacity * slotSize)
         object.handle.fields.storeBytes(of: capacity, as: Int.self)  // a new block: no logging needed
         return HashTable(reference: object.reference, heap: heap)
     }
 
-    var reference: UInt64 { handle.reference }
-    @usableFromInline var migratedBelow: Int { Swift.min(capacity, Swift.max(0, handle[Int.self, at: HashTableLayout.migratedBelow])) }
+    @inlinable var reference: UInt64 { handle.reference }
+    @inlinable var migratedBelow: Int { Swift.min(capacity, Swift.max(0, handle[Int.self, at: HashTableLayout.migratedBelow])) }
 
     @inlinable func control(at slot: Int) -> UnsafeMutableRawPointer { slots + slot * Self.slotSize }
     @inlinable func control(_ slot: Int) -> UInt64 { control(at: slot).load(as: UInt64.self) }
     @inlinable func key(_ slot: Int) -> UnsafeMutableRawPointer { control(at: slot) + 8 }
     @inlinable func value(_ slot: Int) -> UnsafeMutableRawPointer { control(at: slot) + 8 + Self.keyStride }
-    func isLive(_ slot: Int) -> Bool { control(slot) & 1 << 63 != 0 }
-    func controlOffset(_ slot: Int) -> Int { HashTableLayout.slots + slot * Self.slotSize }
-    func keyOffset(_ slot: Int) -> Int { controlOffset(slot) + 8 }
-    func valueOffset(_ slot: Int) -> Int { controlOffset(slot) + 8 + Self.keyStride }
+    @inlinable func isLive(_ slot: Int) -> Bool { control(slot) & 1 << 63 != 0 }
+    @inlinable func controlOffset(_ slot: Int) -> Int { HashTableLayout.slots + slot * Self.slotSize }
+    @inlinable func keyOffset(_ slot: Int) -> Int { controlOffset(slot) + 8 }
+    @inlinable func valueOffset(_ slot: Int) -> Int { controlOffset(slot) + 8 + Self.keyStride }
 
     /// The slot holding `key`, probing from its home slot; matches below `from` do not count.
     @inlinable
@@ -363,7 +366,7 @@ struct HashTable<Key: PersistentHashable, Value: PersistentStorable> {
 
     /// Where to insert a key with `hash` known to be absent: the first empty or tombstone slot of
     /// its probe sequence, and whether it was a tombstone.
-    func insertionSlot(hash: UInt64) -> (slot: Int, reused: Bool) {
+    @inlinable func insertionSlot(hash: UInt64) -> (slot: Int, reused: Bool) {
         let mask = capacity - 1
         var slot = Int(truncatingIfNeeded: hash) & mask
         while true {
@@ -376,12 +379,12 @@ struct HashTable<Key: PersistentHashable, Value: PersistentStorable> {
 }
 
 /// The block type of a dictionary's hash tables (so the verifier can follow their references).
-final class HashTableObject<Key: PersistentHashable, Value: PersistentStorable>: PersistentObject, @unchecked Sendable {
-    static var persistentTypeName: String { "Ferrite.HashTable<\(Key.persistentTag),\(Value.persistentTag)>" }
-    static var persistentSize: Int { HashTableLayout.slots }
-    let handle: ObjectHandle
-    init(handle: ObjectHandle) { self.handle = handle }
-    static func persistentReferenceOffsets(of handle: ObjectHandle) -> [Int] {
+@usableFromInline final class HashTableObject<Key: PersistentHashable, Value: PersistentStorable>: PersistentObject, @unchecked Sendable {
+    @usableFromInline static var persistentTypeName: String { "Ferrite.HashTable<\(Key.persistentTag),\(Value.persistentTag)>" }
+    @usableFromInline static var persistentSize: Int { HashTableLayout.slots }
+    @usableFromInline let handle: ObjectHandle
+    @usableFromInline init(handle: ObjectHandle) { self.handle = handle }
+    @usableFromInline static func persistentReferenceOffsets(of handle: ObjectHandle) -> [Int] {
         let keyOffsets = Key.persistentStoredReferenceOffsets, valueOffsets = Value.persistentStoredReferenceOffsets
         guard !keyOffsets.isEmpty || !valueOffsets.isEmpty else { return [] }
         let table = HashTable<Key, Value>(reference: handle.reference, heap: handle.heap)

@@ -53,9 +53,9 @@ public protocol PersistentTrivial: PersistentStorable, BitwiseCopyable {}
 
 extension PersistentTrivial {
     public static var persistentTag: String { String(reflecting: Self.self) }
-    public static var persistentStoredSize: Int { MemoryLayout<Self>.size }
+    @inlinable public static var persistentStoredSize: Int { MemoryLayout<Self>.size }
     public static var persistentStoredReferenceOffsets: [Int] { [] }
-    public static var persistentOwnsStorage: Bool { false }
+    @inlinable public static var persistentOwnsStorage: Bool { false }
     @inlinable
     public static func loadStored(from address: UnsafeRawPointer, heap: Heap) -> Self {
         address.loadUnaligned(as: Self.self)
@@ -196,6 +196,6 @@ extension Optional: PersistentStorable where Wrapped: PersistentObject & Persist
 }
 
 /// Helpers for collections: values stored in slots rounded up to 8 bytes.
-enum Stored {
-    static func stride<T: PersistentStorable>(_ type: T.Type) -> Int { (T.persistentStoredSize + 7) & ~7 }
+@usableFromInline enum Stored {
+    @inlinable static func stride<T: PersistentStorable>(_ type: T.Type) -> Int { (T.persistentStoredSize + 7) & ~7 }
 }
