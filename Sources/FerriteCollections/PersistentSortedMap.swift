@@ -23,7 +23,7 @@ public final class PersistentSortedMap<Key: PersistentComparable, Value: Persist
     public let handle: ObjectHandle
     public init(handle: ObjectHandle) { self.handle = handle }
 
-    typealias Node = SortedMapNodeView<Key, Value>
+    @usableFromInline typealias Node = SortedMapNodeView<Key, Value>
     /// The most keys a node holds.
     public static var fanout: Int { Node.fanout }
 
@@ -39,9 +39,9 @@ public final class PersistentSortedMap<Key: PersistentComparable, Value: Persist
         }
     }
 
-    var heap: Heap { handle.heap }
-    private func node(_ reference: UInt64) -> Node { Node(reference: reference, heap: heap) }
-    private var root: Node { node(handle[UInt64.self, at: SortedMapLayout.root]) }
+    @inlinable var heap: Heap { handle.heap }
+    @inlinable func node(_ reference: UInt64) -> Node { Node(reference: reference, heap: heap) }
+    @inlinable var root: Node { node(handle[UInt64.self, at: SortedMapLayout.root]) }
 
     /// The number of keys.
     public var count: Int { handle.readConsistently(wordAt: SortedMapLayout.lock) { handle[Int.self, at: SortedMapLayout.count] } }
@@ -62,11 +62,24 @@ public final class PersistentSortedMap<Key: PersistentComparable, Value: Persist
         return current
     }
 
+    /// The leaf where `key` is or belongs.
+    @inlinable
+    func leaf(for key: Key, heap: Heap) -> Node {
+        var current = Node(reference: handle[UInt64.self, at: SortedMapLayout.root], heap: heap)
+        var depth = 0
+        while !current.isLeaf && depth < 64 {
+            current = Node(reference: current.child(current.upperBound(key, heap: heap)), heap: heap)
+            depth += 1
+        }
+        return current
+    }
+
     /// The value for `key`, or nil.
+    @inlinable
     public func value(forKey key: Key) -> Value? {
-        handle.readConsistently(wordAt: SortedMapLayout.lock) {
-            var path: [(Node, Int)] = []
-            let leaf = descend(to: key, path: &path)
+        let heap = self.heap
+        return handle.readConsistently(wordAt: SortedMapLayout.lock) {
+            let leaf = self.leaf(for: key, heap: heap)
             let position = leaf.lowerBound(key, heap: heap)
             guard position < leaf.count, Key.compareStored(at: leaf.key(position), heap: heap, with: key) == 0 else { return nil }
             return Value.loadStored(from: leaf.value(position), heap: heap)
@@ -75,6 +88,7 @@ public final class PersistentSortedMap<Key: PersistentComparable, Value: Persist
 
     /// The value for `key` (nil if absent). Setting it stores (or, with nil, removes) the value;
     /// the setter traps if the pool is full (use ``updateValue(_:forKey:)`` to handle that).
+    @inlinable
     public subscript(key: Key) -> Value? {
         get { value(forKey: key) }
         set {
@@ -88,13 +102,15 @@ public final class PersistentSortedMap<Key: PersistentComparable, Value: Persist
 
     /// Up to `limit` entries in key order from the first key at or after `start` (at or before it,
     /// `reverse`d), stopping at `end` (inclusive) when given. Consistent even alongside a writer.
+    @inlinable
     public func entries(from start: Key? = nil, through end: Key? = nil, limit: Int = .max, reverse: Bool = false) -> [(key: Key, value: Value)] {
-        handle.readConsistently(wordAt: SortedMapLayout.lock) {
+        let heap = self.heap
+        return handle.readConsistently(wordAt: SortedMapLayout.lock) {
             var result: [(key: Key, value: Value)] = []
+            if limit < 1 << 16 { result.reserveCapacity(limit) }
             var leaf: Node, position: Int
             if let start {
-                var path: [(Node, Int)] = []
-                leaf = descend(to: start, path: &path)
+                leaf = self.leaf(for: start, heap: heap)
                 position = leaf.lowerBound(start, heap: heap)
                 if reverse {
                     // The last key at or before `start`.
@@ -385,30 +401,32 @@ public final class PersistentSortedMap<Key: PersistentComparable, Value: Persist
 }
 
 /// Field offsets of a ``PersistentSortedMap``.
-enum SortedMapLayout {
-    static let lock = 0, count = 8, root = 16, first = 24, last = 32
+@usableFromInline enum SortedMapLayout {
+    @usableFromInline static let lock = 0, count = 8, root = 16, first = 24, last = 32
 }
 
 /// Field offsets of a node: an info word (key count, bit 32 set for leaves), the leaf links, the
 /// keys, then the values (leaves) or `fanout + 1` child references (inner nodes).
-enum SortedMapNodeLayout {
-    static let info = 0, previous = 8, next = 16, keys = 24
-    static let leafFlag: UInt64 = 1 << 32
+@usableFromInline enum SortedMapNodeLayout {
+    @usableFromInline static let info = 0, previous = 8, next = 16, keys = 24
+    @usableFromInline static let leafFlag: UInt64 = 1 << 32
 }
 
 /// A node of a sorted map, read and written in place.
+@usableFromInline
 struct SortedMapNodeView<Key: PersistentComparable, Value: PersistentStorable> {
-    let handle: ObjectHandle
-    let isValid: Bool
+    @usableFromInline let handle: ObjectHandle
+    @usableFromInline let isValid: Bool
 
-    static var fanout: Int { 32 }
-    static var keyStride: Int { Stored.stride(Key.self) }
-    static var valueStride: Int { Stored.stride(Value.self) }
-    static var tailOffset: Int { SortedMapNodeLayout.keys + fanout * keyStride }
-    static var nodeSize: Int { tailOffset + Swift.max(fanout * valueStride, (fanout + 1) * 8) }
+    @inlinable static var fanout: Int { 32 }
+    @inlinable static var keyStride: Int { Stored.stride(Key.self) }
+    @inlinable static var valueStride: Int { Stored.stride(Value.self) }
+    @inlinable static var tailOffset: Int { SortedMapNodeLayout.keys + fanout * keyStride }
+    @inlinable static var nodeSize: Int { tailOffset + Swift.max(fanout * valueStride, (fanout + 1) * 8) }
 
     /// A node view; a reference read alongside a writer may be anything, and then the node reads
     /// as an empty leaf unless it lies inside the pool.
+    @inlinable
     init(reference: UInt64, heap: Heap) {
         handle = ObjectHandle(unchecked: reference, in: heap)
         isValid = reference != 0 && heap.contains(reference, count: Self.nodeSize)
@@ -420,26 +438,26 @@ struct SortedMapNodeView<Key: PersistentComparable, Value: PersistentStorable> {
         return SortedMapNodeView(reference: node.reference, heap: heap)
     }
 
-    var reference: UInt64 { handle.reference }
-    private var info: UInt64 { isValid ? handle[UInt64.self, at: SortedMapNodeLayout.info] : SortedMapNodeLayout.leafFlag }
-    var isLeaf: Bool { info & SortedMapNodeLayout.leafFlag != 0 }
-    var count: Int { Swift.min(Self.fanout, Int(info & 0xFFFF_FFFF)) }
-    var previous: UInt64 { isValid ? handle[UInt64.self, at: SortedMapNodeLayout.previous] : 0 }
-    var next: UInt64 { isValid ? handle[UInt64.self, at: SortedMapNodeLayout.next] : 0 }
+    @inlinable var reference: UInt64 { handle.reference }
+    @inlinable var info: UInt64 { isValid ? handle[UInt64.self, at: SortedMapNodeLayout.info] : SortedMapNodeLayout.leafFlag }
+    @inlinable var isLeaf: Bool { info & SortedMapNodeLayout.leafFlag != 0 }
+    @inlinable var count: Int { Swift.min(Self.fanout, Int(info & 0xFFFF_FFFF)) }
+    @inlinable var previous: UInt64 { isValid ? handle[UInt64.self, at: SortedMapNodeLayout.previous] : 0 }
+    @inlinable var next: UInt64 { isValid ? handle[UInt64.self, at: SortedMapNodeLayout.next] : 0 }
 
-    func keyOffset(_ i: Int) -> Int { SortedMapNodeLayout.keys + i * Self.keyStride }
-    func valueOffset(_ i: Int) -> Int { Self.tailOffset + i * Self.valueStride }
-    func childOffset(_ i: Int) -> Int { Self.tailOffset + i * 8 }
-    func key(_ i: Int) -> UnsafeMutableRawPointer { handle.fields + keyOffset(i) }
-    func value(_ i: Int) -> UnsafeMutableRawPointer { handle.fields + valueOffset(i) }
-    func child(_ i: Int) -> UInt64 { handle[UInt64.self, at: childOffset(i)] }
+    @inlinable func keyOffset(_ i: Int) -> Int { SortedMapNodeLayout.keys + i * Self.keyStride }
+    @inlinable func valueOffset(_ i: Int) -> Int { Self.tailOffset + i * Self.valueStride }
+    @inlinable func childOffset(_ i: Int) -> Int { Self.tailOffset + i * 8 }
+    @inlinable func key(_ i: Int) -> UnsafeMutableRawPointer { handle.fields + keyOffset(i) }
+    @inlinable func value(_ i: Int) -> UnsafeMutableRawPointer { handle.fields + valueOffset(i) }
+    @inlinable func child(_ i: Int) -> UInt64 { handle[UInt64.self, at: childOffset(i)] }
 
     private func setCount(_ count: Int) {
         handle[UInt64.self, at: SortedMapNodeLayout.info] = (isLeaf ? SortedMapNodeLayout.leafFlag : 0) | UInt64(count)
     }
 
     /// The first position whose key is not less than `key`.
-    func lowerBound(_ key: Key, heap: Heap) -> Int {
+    @inlinable func lowerBound(_ key: Key, heap: Heap) -> Int {
         var low = 0, high = count
         while low < high {
             let middle = (low + high) / 2
@@ -449,7 +467,7 @@ struct SortedMapNodeView<Key: PersistentComparable, Value: PersistentStorable> {
     }
 
     /// The first position whose key is greater than `key` (the child to follow).
-    func upperBound(_ key: Key, heap: Heap) -> Int {
+    @inlinable func upperBound(_ key: Key, heap: Heap) -> Int {
         var low = 0, high = count
         while low < high {
             let middle = (low + high) / 2
