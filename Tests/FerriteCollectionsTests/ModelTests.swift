@@ -106,3 +106,28 @@ import FerriteTestSupport
         #expect((0..<20_000).allSatisfy { dictionary[$0] == ($0 % 2 == 0 ? nil : $0 &* 7) })
     }
 }
+
+@Suite struct ReadmeExampleTests {
+    /// The collections example of the README, as written there.
+    @Test func theReadmeCollectionsExampleWorks() throws {
+        let directory = TemporaryDirectory()
+        let heap = try Heap(path: directory.file("readme.pool"), options: smallPoolOptions(maximumSize: 4 << 20))
+        defer { heap.close() }
+        let balances = try heap.root("balances", as: PersistentDictionary<String, Int>.self)
+            ?? heap.transaction {
+                let map = try PersistentDictionary<String, Int>.make(in: heap)
+                try heap.setRoot("balances", to: map)
+                return map
+            }
+        try balances.updateValue(100, forKey: "alice")
+        try heap.transaction {
+            try balances.updateValue(90, forKey: "alice")
+            try balances.updateValue(10, forKey: "bob")
+        }
+        #expect(balances["alice"] == 90 && balances["bob"] == 10)
+        let log = try PersistentSortedMap<Int, String>.make(in: heap)
+        try log.updateValue("opened", forKey: 1)
+        try log.updateValue("closed", forKey: 2)
+        #expect(log.reversed().map(\.value) == ["closed", "opened"])
+    }
+}
