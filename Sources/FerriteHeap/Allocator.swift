@@ -234,22 +234,30 @@ final class Allocator: @unchecked Sendable {
 
     /// Sets (allocates) or clears (frees) a block's bitmap bit in both views, and writes the
     /// durable word back (without fencing).
-    func setBit(_ offset: Int, allocated: Bool) {
-        guard let location = locateSmall(offset) else { return }
+    /// Sets or clears a small block's bit in both views. Returns the durable bitmap word's pool
+    /// offset, written back here unless `writeBack` is false (the caller then writes it back
+    /// before its next fence).
+    @discardableResult
+    func setBit(_ offset: Int, allocated: Bool, writeBack: Bool = true) -> Int? {
+        guard let location = locateSmall(offset) else { return nil }
         let word = location.bitmap + location.word
         let durableWord = (durable + (UnsafeMutableRawPointer(word) - base)).assumingMemoryBound(to: UInt64.self)
         for target in word == durableWord ? [word] : [word, durableWord] {
             if allocated { _ = ferrite_atomic_fetch_or_u64(target, location.mask) } else { _ = ferrite_atomic_fetch_and_u64(target, ~location.mask) }
         }
-        domain.flush(durableWord, count: 8)
+        if writeBack { domain.flush(durableWord, count: 8) }
+        return UnsafeMutableRawPointer(durableWord) - durable
     }
 
-    /// Stores a chunk-table entry in both views and writes the durable word back (no fence).
-    func writeChunkEntry(_ index: Int, _ value: UInt64) {
+    /// Stores a chunk-table entry in both views; writes the durable word back (no fence) unless
+    /// `writeBack` is false. Returns the entry's pool offset.
+    @discardableResult
+    func writeChunkEntry(_ index: Int, _ value: UInt64, writeBack: Bool = true) -> Int {
         let offset = layout.chunkTableOffset + index * 8
         ferrite_atomic_store_u64(base + offset, value)
         ferrite_atomic_store_u64(durable + offset, value)
-        domain.flush(durable + offset, count: 8)
+        if writeBack { domain.flush(durable + offset, count: 8) }
+        return offset
     }
 
     /// Releases a freed block once its transaction is durably retired: it may be allocated again.

@@ -182,19 +182,34 @@ final class PersistDomain: @unchecked Sendable {
         }
     }
 
-    /// Takes a free log slot whose last transaction is durably retired (its log must survive
-    /// until then), starting after `previous` so that a thread rotates through the slots.
-    func acquireLogSlot(after previous: Int) -> Int {
+    /// The slots a lane tries first: half of them, by the lane's parity, so that two threads
+    /// rotate through slots of their own and never move a slot's bookkeeping line between their
+    /// cores (with more threads, those of the same parity share a half).
+    func homeSlots(laneIndex: Int) -> Range<Int> {
         let count = layout.logSlotCount
-        let start = previous + 1
+        guard count >= 32 else { return 0..<count }
+        let half = count / 2
+        return laneIndex % 2 == 1 ? 0..<half : half..<count
+    }
+
+    /// Takes a free log slot whose last transaction is durably retired (its log must survive
+    /// until then): the next one after `previous` in `home`, else any.
+    func acquireLogSlot(after previous: Int, home: Range<Int>) -> Int {
+        let count = layout.logSlotCount
         var attempts = 0
+        func tryTake(_ slot: Int) -> Bool {
+            let owner = slotSeq + slot * 8 + 1
+            return ferrite_atomic_load_u64(owner) == 0 && isReusable(slot) && ferrite_atomic_cas_u64(owner, 0, 1) != 0
+        }
         while true {
+            let first = home.contains(previous + 1) ? previous + 1 : home.lowerBound
+            for k in 0..<home.count {
+                let slot = home.lowerBound + (first - home.lowerBound + k) % home.count
+                if tryTake(slot) { return slot }
+            }
             for k in 0..<count {
-                let slot = (start + k) % count
-                let owner = slotSeq + slot * 8 + 1
-                if ferrite_atomic_load_u64(owner) == 0, isReusable(slot), ferrite_atomic_cas_u64(owner, 0, 1) != 0 {
-                    return slot
-                }
+                let slot = (previous + 1 + k) % count
+                if !home.contains(slot) && tryTake(slot) { return slot }
             }
             // Every free slot awaits retirement: a fence retires applied logs and stores the watermark.
             attempts += 1
@@ -226,9 +241,13 @@ final class PersistDomain: @unchecked Sendable {
     /// itself). When `urgent`, or when the watermark lags, it also computes and stores the
     /// watermark; when `urgent`, it first writes back and then retires other lanes' long-waiting
     /// (or, with no lane, all) applied transactions too.
-    func fence(lane: CommitLane? = nil, urgent: Bool = false) {
+    ///
+    /// `committing` is the commit number a committing lane just took: it stands in for the
+    /// commit counter (a lower bound of it, so every decision it feeds is conservative), which
+    /// would otherwise be read here, a cache line every committing thread writes.
+    func fence(lane: CommitLane? = nil, urgent: Bool = false, committing: UInt64? = nil) {
         let own = lane ?? anonymous
-        let next = ferrite_atomic_load_u64(nextSeq)
+        let next = committing.map { $0 &+ 1 } ?? ferrite_atomic_load_u64(nextSeq)
         // The watermark is due when it lags, or when someone waits for it.
         let computing = urgent || next &- 1 &- durableWatermark >= Self.watermarkStride
         // Other lanes' commits to retire on their behalf: when the watermark is due, those of

@@ -11,8 +11,12 @@ import FerriteMedium
 ///    allocated and freed, the chunk-table changes, then a COMMIT record. New blocks are copied to
 ///    the durable view directly (nothing references them before the commit). Everything is written
 ///    back, then one fence: the commit point.
-/// 3. The log is applied to the durable view and written back without a fence; a later fence
-///    (of any thread) makes it durable and retires it (``PersistDomain``).
+/// 3. The log is applied to the durable view, neither written back nor fenced: the thread's next
+///    commit writes those lines back together with its own log, before its fence, which makes
+///    them durable and retires the transaction. (Writing them back at once would cost a second
+///    wait: the next locked instruction, a spinlock or a reference count, waits for every pending
+///    write-back to finish.) Another thread that needs the watermark to pass an idle thread's
+///    transaction writes its lines back itself from the log (``PersistDomain``).
 /// An abort restores the written words from DRAM; nothing reaches the medium.
 final class TransactionContext {
     /// Keeps this thread's hot fields off the cache lines of whatever is allocated before it.
@@ -33,11 +37,16 @@ final class TransactionContext {
     @exclusivity(unchecked) var depth = 0
     @exclusivity(unchecked) var failure: (any Error)?
     @exclusivity(unchecked) var lastSlot = -1
+    /// The log slots this thread tries first (``PersistDomain/homeSlots(laneIndex:)``).
+    let homeSlots: Range<Int>
     /// Type ids this thread has registered and recorded in the pool already.
     @exclusivity(unchecked) var recordedTypes: [UInt64] = []
     /// Transaction locks (``ObjectHandle/lockUntilTransactionEnds(wordAt:)``) this transaction
     /// holds: released when it ends, after any rollback.
     @exclusivity(unchecked) var heldLocks: [UnsafeMutableRawPointer] = []
+    /// Durable-view lines this thread applied and has not written back yet (pool offsets): written
+    /// back just before its next commit fence.
+    @exclusivity(unchecked) var pendingWriteBack = ScratchBuffer<UInt64>()
 
     /// Cache lines written (pool offset of the line) -> index into `lineMasks` / `savedLines`.
     @exclusivity(unchecked) var lines = OffsetMap()
@@ -72,9 +81,11 @@ final class TransactionContext {
         self.working = heap.base
         self.cache = ThreadCache(classCount: heap.allocator.sizes.classes.count)
         self.lane = heap.domain.makeLane()
-        // Threads start their rotation through the log slots far apart, so that they rarely
-        // touch the same slot's bookkeeping (a cache line moving between cores on every commit).
-        self.lastSlot = (heap.domain.laneIndex(of: lane) &* 37) % heap.layout.logSlotCount
+        // Threads rotate through slots of their own where they can: a slot's bookkeeping line
+        // moving between cores on every commit costs more than the commit's fence.
+        let laneIndex = heap.domain.laneIndex(of: lane)
+        self.homeSlots = heap.domain.homeSlots(laneIndex: laneIndex)
+        self.lastSlot = homeSlots.lowerBound + (laneIndex / 2 &* 7) % homeSlots.count - 1
     }
 
     deinit {
@@ -82,6 +93,7 @@ final class TransactionContext {
         lineMasks.deallocate(); savedLines.deallocate()
         allocations.deallocate(); frees.deallocate(); chunkWrites.deallocate()
         heldAllocated.deallocate(); heldFreed.deallocate()
+        pendingWriteBack.deallocate()
     }
 
     var isActive: Bool { depth > 0 }
@@ -208,7 +220,7 @@ final class TransactionContext {
         }
         // The slot first, then the commit number: a thread waiting for a slot must not hold a
         // number, or the watermark could never pass it to free the slots it waits for.
-        let slot = domain.acquireLogSlot(after: lastSlot)
+        let slot = domain.acquireLogSlot(after: lastSlot, home: homeSlots)
         lastSlot = slot
         let seq = domain.beginCommit(lane: lane)
         let log = RedoLog(slot: durable + layout.logSlotOffset(slot), capacity: layout.logSlotSize)
@@ -243,9 +255,12 @@ final class TransactionContext {
             abort()
             throw .transactionTooLarge(logBytes: log.capacity)
         }
+        // The lines earlier commits applied, written back now: this fence makes them durable too.
+        for i in 0..<pendingWriteBack.count { domain.flush(durable + Int(pendingWriteBack[i]), count: 64) }
+        pendingWriteBack.removeAll()
         domain.flush(log.slot, count: cursor)
-        domain.fence(lane: lane)  // the commit point
-        // Apply to the durable view, written back but not fenced: a later fence retires it.
+        domain.fence(lane: lane, committing: seq)  // the commit point
+        // Apply to the durable view; the next commit writes the lines back (see above).
         for i in 0..<keys.count {
             let line = Int(keys[i])
             let mask = lineMasks[indexes[i]]
@@ -256,14 +271,23 @@ final class TransactionContext {
                 let target = (durable + line).assumingMemoryBound(to: UInt64.self)
                 for w in 0..<8 where mask & (1 << w) != 0 { target[w] = source[w] }
             }
-            domain.flush(durable + line, count: 64)
+            pendingWriteBack.append(UInt64(line))
         }
         var i = 0
-        while i < allocations.count { allocator.setBit(Int(allocations[i]), allocated: true); i += 2 }
+        while i < allocations.count {
+            if let word = allocator.setBit(Int(allocations[i]), allocated: true, writeBack: false) { pendingWriteBack.append(UInt64(word & ~63)) }
+            i += 2
+        }
         i = 0
-        while i < frees.count { allocator.setBit(Int(frees[i]), allocated: false); i += 2 }
+        while i < frees.count {
+            if let word = allocator.setBit(Int(frees[i]), allocated: false, writeBack: false) { pendingWriteBack.append(UInt64(word & ~63)) }
+            i += 2
+        }
         i = 0
-        while i < chunkWrites.count { allocator.writeChunkEntry(Int(chunkWrites[i]), chunkWrites[i + 1]); i += 2 }
+        while i < chunkWrites.count {
+            pendingWriteBack.append(UInt64(allocator.writeChunkEntry(Int(chunkWrites[i]), chunkWrites[i + 1], writeBack: false) & ~63))
+            i += 2
+        }
         // Runs freed (or allocated and freed) appear in this log: reuse waits for its retirement.
         var freedHuge: [(Int, Int)] = []
         if !heldHuge.isEmpty {
