@@ -216,6 +216,11 @@ public final class Heap: @unchecked Sendable {
 
     // MARK: Thread contexts and log slots
 
+    /// The calling thread's context, if it has one (never creates one).
+    func existingContext() -> TransactionContext? {
+        pthread_getspecific(key).map { Unmanaged<TransactionContext>.fromOpaque($0).takeUnretainedValue() }
+    }
+
     func context() -> TransactionContext {
         if let pointer = pthread_getspecific(key) {
             return Unmanaged<TransactionContext>.fromOpaque(pointer).takeUnretainedValue()

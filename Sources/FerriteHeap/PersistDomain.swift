@@ -199,7 +199,12 @@ final class PersistDomain: @unchecked Sendable {
         var attempts = 0
         func tryTake(_ slot: Int) -> Bool {
             let owner = slotSeq + slot * 8 + 1
-            return ferrite_atomic_load_u64(owner) == 0 && isReusable(slot) && ferrite_atomic_cas_u64(owner, 0, 1) != 0
+            guard ferrite_atomic_load_u64(owner) == 0, isReusable(slot), ferrite_atomic_cas_u64(owner, 0, 1) != 0 else { return false }
+            // Check again now that we own it: between the check above and the swap, another
+            // thread may have taken the slot, logged a newer transaction in it and given it back.
+            if isReusable(slot) { return true }
+            ferrite_atomic_store_u64(owner, 0)
+            return false
         }
         while true {
             let first = home.contains(previous + 1) ? previous + 1 : home.lowerBound
@@ -258,7 +263,8 @@ final class PersistDomain: @unchecked Sendable {
             let all = lane == nil && urgent
             forEachLane { other in
                 // A lane's published lowest says, without locking it, whether it holds anything old.
-                guard other !== own, all || ferrite_atomic_load_u64(other.lowest) &+ Self.staleness < next else { return }
+                let lowest = ferrite_atomic_load_u64(other.lowest)
+                guard other !== own, lowest != .max, all || lowest &+ Self.staleness < next else { return }
                 other.lock.withLock {
                     for entry in other.applied where all || entry.seq &+ Self.staleness < next {
                         adopted.append((other, entry.seq, entry.slot))
@@ -267,9 +273,12 @@ final class PersistDomain: @unchecked Sendable {
             }
             for entry in adopted {
                 let log = RedoLog(slot: durable + layout.logSlotOffset(entry.slot), capacity: layout.logSlotSize)
-                if log.seq == entry.seq, let records = log.committedRecords(seq: entry.seq) {
-                    RedoLog.flushApplied(records, allocator: allocator, poolSize: poolSize())
+                // An applied, unretired transaction's log stays in its slot until the watermark
+                // passes it: anything else would lose committed data, so stop rather than retire it.
+                guard log.seq == entry.seq, let records = log.committedRecords(seq: entry.seq) else {
+                    preconditionFailure("the log of applied transaction \(entry.seq) in slot \(entry.slot) was overwritten before it was retired")
                 }
+                RedoLog.flushApplied(records, allocator: allocator, poolSize: poolSize())
             }
         }
         // What this fence retires in our own lane: everything applied so far.

@@ -21,7 +21,12 @@ enum TransactionLock {
         while true {
             let value = ferrite_atomic_load_u64(word)
             let current = value & ~versionMask == generation ? value : generation
-            if current & 1 == 0, ferrite_atomic_cas_u64(word, value, generation | ((current + 1) & versionMask)) != 0 { break }
+            if current & 1 == 0, ferrite_atomic_cas_u64(word, value, generation | ((current + 1) & versionMask)) != 0 {
+                // The odd version must be visible before any change the holder makes (a reader
+                // that saw the old version twice must not have seen new data in between).
+                ferrite_release_fence()
+                break
+            }
             spins += 1
             if spins < 128 { ferrite_pause() } else { ferrite_yield() }
         }
@@ -42,7 +47,9 @@ extension ObjectHandle {
     ///
     /// The word is reserved for the lock: never write it otherwise. A transaction that takes
     /// several locks should take them in a consistent order, or two such transactions can wait for
-    /// each other forever.
+    /// each other forever. The same holds for reads: a transaction that holds a lock and reads an
+    /// object another transaction holds locked waits for it (``readConsistently(wordAt:_:)``), so
+    /// if that transaction in turn waits for the first one's lock, neither ends.
     ///
     /// - Throws: ``HeapError/notInTransaction(operation:)`` outside a transaction.
     public func lockUntilTransactionEnds(wordAt offset: Int) throws(HeapError) {
@@ -85,7 +92,7 @@ extension ObjectHandle {
     @usableFromInline
     func holdsLock(_ word: UnsafeMutableRawPointer) -> Bool {
         heapReference._withUnsafeGuaranteedRef { heap in
-            let context = heap.context()
+            guard let context = heap.existingContext() else { return false }
             return context.isActive && context.heldLocks.contains(word)
         }
     }

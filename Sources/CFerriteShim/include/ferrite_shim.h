@@ -59,6 +59,9 @@ static inline void *ferrite_atomic_load_ptr(void **address) {
 
 /// Orders the loads before it against the loads after it (a seqlock reader's second check).
 static inline void ferrite_load_fence(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
+/// Orders the stores and loads before it before the stores after it (a seqlock writer, after
+/// marking the version odd and before changing the data).
+static inline void ferrite_release_fence(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
 /// A spin-wait hint to the CPU.
 static inline void ferrite_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)
