@@ -51,7 +51,7 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
         let handle = self.handle
         let heap = handle.heap
         return handle.readConsistently(wordAt: DictionaryLayout.lock) { () -> Value? in
-            guard let (table, slot) = Self.find(key, hash: hash, handle: handle, heap: heap) else { return nil }
+            guard let (table, slot) = Self.find(key, hash: hash, handle: handle, heap: heap, trusted: false) else { return nil }
             return Value.loadStored(from: table.value(slot), heap: heap)
         }
     }
@@ -62,18 +62,18 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
         let hash = key.persistentHash
         let handle = self.handle
         let heap = handle.heap
-        return handle.readConsistently(wordAt: DictionaryLayout.lock) { Self.find(key, hash: hash, handle: handle, heap: heap) != nil }
+        return handle.readConsistently(wordAt: DictionaryLayout.lock) { Self.find(key, hash: hash, handle: handle, heap: heap, trusted: false) != nil }
     }
 
     /// Finds `key` in the current table, then in the old one while it is being migrated.
     @inlinable
-    static func find(_ key: Key, hash: UInt64, handle: ObjectHandle, heap: Heap) -> (Table, Int)? {
-        let current = Table(reference: handle[UInt64.self, at: DictionaryLayout.table], heap: heap)
-        if let slot = current.find(key, hash: hash, heap: heap, from: 0) { return (current, slot) }
+    static func find(_ key: Key, hash: UInt64, handle: ObjectHandle, heap: Heap, trusted: Bool = true) -> (Table, Int)? {
+        let current = Table(reference: handle[UInt64.self, at: DictionaryLayout.table], heap: heap, trusted: trusted)
+        if let slot = current.find(key, hash: hash, heap: heap) { return (current, slot) }
         let oldReference = handle[UInt64.self, at: DictionaryLayout.oldTable]
         if oldReference == 0 { return nil }
-        let old = Table(reference: oldReference, heap: heap)
-        if let slot = old.find(key, hash: hash, heap: heap, from: old.migratedBelow) { return (old, slot) }
+        let old = Table(reference: oldReference, heap: heap, trusted: trusted)
+        if let slot = old.find(key, hash: hash, heap: heap) { return (old, slot) }
         return nil
     }
 
@@ -102,7 +102,8 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
             if let (table, slot) = Self.find(key, hash: hash, handle: handle, heap: heap) {
                 let old = Value.loadStored(from: table.value(slot), heap: heap)
                 if Value.persistentOwnsStorage { try Value.releaseStored(at: table.value(slot), heap: heap) }
-                try value.store(into: table.handle, at: table.valueOffset(slot))
+                let target = try table.writableSlot(slot)
+                try value.store(into: target.segment, at: target.offset + 8 + Table.keyStride)
                 return old
             }
             if handle[Int.self, at: DictionaryLayout.used] + 1 > Table.maximumLoad(handle[UInt64.self, at: DictionaryLayout.table], heap: heap) {
@@ -110,9 +111,10 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
             }
             let table = Table(reference: handle[UInt64.self, at: DictionaryLayout.table], heap: heap)
             let (slot, reused) = table.insertionSlot(hash: hash)
-            try key.store(into: table.handle, at: table.keyOffset(slot))
-            try value.store(into: table.handle, at: table.valueOffset(slot))
-            table.handle[UInt64.self, at: table.controlOffset(slot)] = Table.tag(hash)
+            let target = try table.writableSlot(slot)
+            try key.store(into: target.segment, at: target.offset + 8)
+            try value.store(into: target.segment, at: target.offset + 8 + Table.keyStride)
+            target.segment[UInt64.self, at: target.offset] = Table.tag(hash)
             handle[Int.self, at: DictionaryLayout.count] += 1
             if !reused { handle[Int.self, at: DictionaryLayout.used] += 1 }
             return nil
@@ -130,7 +132,8 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
             let old = Value.loadStored(from: table.value(slot), heap: heap)
             if Key.persistentOwnsStorage { try Key.releaseStored(at: table.key(slot), heap: heap) }
             if Value.persistentOwnsStorage { try Value.releaseStored(at: table.value(slot), heap: heap) }
-            table.handle[UInt64.self, at: table.controlOffset(slot)] = Table.tombstone
+            let target = try table.writableSlot(slot)
+            target.segment[UInt64.self, at: target.offset] = Table.tombstone
             handle[Int.self, at: DictionaryLayout.count] -= 1
             return old
         }
@@ -190,7 +193,7 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
             let old = handle[UInt64.self, at: DictionaryLayout.oldTable]
             if old != 0 {
                 let table = HashTable<Key, Value>(reference: old, heap: heap)
-                tables.append((table, table.migratedBelow))
+                tables.append((table, table.cursor))
             }
             slot = tables[0].from
         }
@@ -222,7 +225,8 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
     @inlinable static var migrationStep: Int { 16 }
 
     /// Starts a migration to a table twice as large (or as large, when the table is mostly
-    /// tombstones), finishing any migration still running first.
+    /// tombstones), finishing any migration still running first. The new table's segments are
+    /// allocated as slots are first written, so growing costs no pause proportional to the map.
     @usableFromInline
     func grow() throws {
         while handle[UInt64.self, at: DictionaryLayout.oldTable] != 0 { try migrateStep() }
@@ -236,31 +240,40 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
         try migrateStep()
     }
 
-    /// Moves the next few slots of the old table (if one is being migrated) into the current one.
+    /// Moves the next few slots of the old table (if one is being migrated) into the current one,
+    /// leaving tombstones behind.
     @inlinable
     func migrateStep() throws {
         let oldReference = handle[UInt64.self, at: DictionaryLayout.oldTable]
         guard oldReference != 0 else { return }
+        try migrate(oldReference)
+    }
+
+    @usableFromInline
+    func migrate(_ oldReference: UInt64) throws {
         let old = Table(reference: oldReference, heap: heap)
         let current = Table(reference: handle[UInt64.self, at: DictionaryLayout.table], heap: heap)
-        var cursor = old.migratedBelow
+        var cursor = old.cursor
         let end = Swift.min(old.capacity, cursor + Self.migrationStep)
         var moved = 0
         while cursor < end {
             if old.isLive(cursor) {
-                let (slot, reused) = current.insertionSlot(hash: old.control(cursor))
-                current.handle.storeBytes(UnsafeRawBufferPointer(start: old.control(at: cursor), count: Table.slotSize),
-                                          at: current.controlOffset(slot))
+                let source = old.slot(cursor)!
+                let (slot, reused) = current.insertionSlot(hash: source.load(as: UInt64.self))
+                let target = try current.writableSlot(slot)
+                target.segment.storeBytes(UnsafeRawBufferPointer(start: source, count: Table.slotSize), at: target.offset)
+                let origin = try old.writableSlot(cursor)
+                origin.segment[UInt64.self, at: origin.offset] = Table.tombstone  // its storage is the current table's now
                 if !reused { moved += 1 }
             }
             cursor += 1
         }
         if moved > 0 { handle[Int.self, at: DictionaryLayout.used] += moved }
         if cursor == old.capacity {
-            try heap.free(old.handle)  // the moved keys and values are owned by the current table now
+            try old.free()
             handle[UInt64.self, at: DictionaryLayout.oldTable] = 0
         } else {
-            old.handle[Int.self, at: HashTableLayout.migratedBelow] = cursor
+            old.handle[Int.self, at: HashTableLayout.cursor] = cursor
         }
     }
 
@@ -269,12 +282,12 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
         for reference in [handle[UInt64.self, at: DictionaryLayout.table], handle[UInt64.self, at: DictionaryLayout.oldTable]] where reference != 0 {
             let table = Table(reference: reference, heap: heap)
             if Key.persistentOwnsStorage || Value.persistentOwnsStorage {
-                for slot in table.migratedBelow..<table.capacity where table.isLive(slot) {
+                for slot in 0..<table.capacity where table.isLive(slot) {
                     if Key.persistentOwnsStorage { try Key.releaseStored(at: table.key(slot), heap: heap) }
                     if Value.persistentOwnsStorage { try Value.releaseStored(at: table.value(slot), heap: heap) }
                 }
             }
-            try heap.free(table.handle)
+            try table.free()
         }
     }
 }
@@ -288,37 +301,57 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
     @usableFromInline static let used = 32
 }
 
-/// Field offsets of a hash table block.
+/// Field offsets of a hash table's directory block.
 @usableFromInline enum HashTableLayout {
     @usableFromInline static let capacity = 0
-    /// Slots below this index were moved to the newer table (only in a table being migrated).
-    @usableFromInline static let migratedBelow = 8
-    @usableFromInline static let slots = 16
+    /// How far a migration out of this table has gone (slots below it are tombstones).
+    @usableFromInline static let cursor = 8
+    /// Then one reference per segment (0 for a segment not allocated yet: all its slots empty).
+    @usableFromInline static let segments = 16
+    /// Slots per segment (fewer in a smaller table): 8,192 slots is 192 KiB for 8-byte keys and
+    /// values, so allocating one costs well under a millisecond.
+    @usableFromInline static let segmentSlotsShift = 13
 }
 
-/// A table of slots: a control word (0 empty, 1 tombstone, else the key's hash with bit 63 set),
-/// the key's stored bytes, the value's stored bytes.
+/// A hash table: a directory of segments of slots. A slot is a control word (0 empty, 1 tombstone,
+/// else the key's hash with bit 63 set), the key's stored bytes, the value's stored bytes.
 @usableFromInline
 struct HashTable<Key: PersistentHashable, Value: PersistentStorable> {
+    /// The directory block.
     @usableFromInline let handle: ObjectHandle
     @usableFromInline let capacity: Int
-    @usableFromInline let slots: UnsafeMutableRawPointer
+    @usableFromInline let shift: Int
+    @usableFromInline let slotMask: Int
+    @usableFromInline let segmentBytes: Int
+    /// The heap's working view and the end of its mapped part, read once: a probe then costs no
+    /// call into the heap.
+    @usableFromInline let fieldsBase: UnsafeMutableRawPointer
+    @usableFromInline let limit: UInt64
+    /// Whether the caller holds the dictionary's lock (references need no checking).
+    @usableFromInline let trusted: Bool
 
     @inlinable static var keyStride: Int { Stored.stride(Key.self) }
     @inlinable static var slotSize: Int { 8 + keyStride + Stored.stride(Value.self) }
     @inlinable static var tombstone: UInt64 { 1 }
     @inlinable static func tag(_ hash: UInt64) -> UInt64 { hash | 1 << 63 }
+    @inlinable static func shift(capacity: Int) -> Int { Swift.min(HashTableLayout.segmentSlotsShift, capacity.trailingZeroBitCount) }
 
     /// A view of the table at `reference`. A reference read while a writer changes things may be
-    /// anything: the table is then empty unless its whole extent lies inside the pool.
+    /// anything: the table is then empty unless its directory lies inside the pool.
     @inlinable
-    init(reference: UInt64, heap: Heap) {
+    init(reference: UInt64, heap: Heap, trusted: Bool = true) {
+        self.trusted = trusted
         handle = ObjectHandle(unchecked: reference, in: heap)
-        let capacity = heap.contains(reference, count: HashTableLayout.slots) ? handle[Int.self, at: HashTableLayout.capacity] : 0
+        let capacity = heap.contains(reference, count: HashTableLayout.segments) ? handle[Int.self, at: HashTableLayout.capacity] : 0
+        let shift = capacity > 0 ? Self.shift(capacity: capacity) : 0
         let valid = capacity > 0 && capacity & (capacity - 1) == 0 && capacity <= 1 << 40
-            && heap.contains(reference, count: HashTableLayout.slots + capacity * Self.slotSize)
+            && heap.contains(reference, count: HashTableLayout.segments + (capacity >> shift) * 8)
         self.capacity = valid ? capacity : 0
-        slots = handle.fields + HashTableLayout.slots
+        self.shift = shift
+        self.slotMask = (1 << shift) - 1
+        self.segmentBytes = (1 << shift) * Self.slotSize
+        self.fieldsBase = heap.fieldsAddress(of: 0)
+        self.limit = UInt64(heap.mappedBytes)
     }
 
     @usableFromInline static func capacity(for count: Int) -> Int {
@@ -331,34 +364,87 @@ struct HashTable<Key: PersistentHashable, Value: PersistentStorable> {
         HashTable(reference: reference, heap: heap).capacity * 3 / 4
     }
 
+    /// A table with no segment allocated yet.
     @usableFromInline static func make(capacity: Int, in heap: Heap) throws(HeapError) -> HashTable {
-        let object = try heap.allocate(HashTableObject<Key, Value>.self, size: HashTableLayout.slots + capacity * slotSize)
+        let segments = capacity >> shift(capacity: capacity)
+        let object = try heap.allocate(HashTableObject<Key, Value>.self, size: HashTableLayout.segments + segments * 8)
         object.handle.fields.storeBytes(of: capacity, as: Int.self)  // a new block: no logging needed
         return HashTable(reference: object.reference, heap: heap)
     }
 
     @inlinable var reference: UInt64 { handle.reference }
-    @inlinable var migratedBelow: Int { Swift.min(capacity, Swift.max(0, handle[Int.self, at: HashTableLayout.migratedBelow])) }
+    @inlinable var cursor: Int { Swift.min(capacity, Swift.max(0, handle[Int.self, at: HashTableLayout.cursor])) }
 
-    @inlinable func control(at slot: Int) -> UnsafeMutableRawPointer { slots + slot * Self.slotSize }
-    @inlinable func control(_ slot: Int) -> UInt64 { control(at: slot).load(as: UInt64.self) }
-    @inlinable func key(_ slot: Int) -> UnsafeMutableRawPointer { control(at: slot) + 8 }
-    @inlinable func value(_ slot: Int) -> UnsafeMutableRawPointer { control(at: slot) + 8 + Self.keyStride }
-    @inlinable func isLive(_ slot: Int) -> Bool { control(slot) & 1 << 63 != 0 }
-    @inlinable func controlOffset(_ slot: Int) -> Int { HashTableLayout.slots + slot * Self.slotSize }
-    @inlinable func keyOffset(_ slot: Int) -> Int { controlOffset(slot) + 8 }
-    @inlinable func valueOffset(_ slot: Int) -> Int { controlOffset(slot) + 8 + Self.keyStride }
-
-    /// The slot holding `key`, probing from its home slot; matches below `from` do not count.
+    /// The reference of the segment holding `slot`: 0 if it is not allocated (or, read alongside
+    /// a writer, not inside the pool).
     @inlinable
-    func find(_ key: Key, hash: UInt64, heap: Heap, from: Int) -> Int? {
+    func segmentReference(_ slot: Int) -> UInt64 {
+        let reference = (handle.fields + HashTableLayout.segments).load(fromByteOffset: (slot &>> shift) &<< 3, as: UInt64.self)
+        // A writer (holding the lock) reads consistent references, and may have grown the pool
+        // since `limit` was read. A reader checks: a reference read while a writer changes the
+        // table may be anything (and a segment newer than `limit` means a writer changed it: the
+        // read is retried anyway).
+        return trusted || reference &+ UInt64(segmentBytes) < limit ? reference : 0
+    }
+
+    /// The segment holding `slot`, if allocated.
+    @inlinable
+    func segment(_ slot: Int) -> ObjectHandle? {
+        let reference = segmentReference(slot)
+        return reference == 0 ? nil : handle.sibling(reference)
+    }
+
+    /// The address of `slot`, or nil when its segment is not allocated (the slot is empty).
+    @inlinable
+    func slot(_ slot: Int) -> UnsafeMutableRawPointer? {
+        let reference = segmentReference(slot)
+        guard reference != 0 else { return nil }
+        return fieldsBase + (Int(truncatingIfNeeded: reference) &+ (slot & slotMask) &* Self.slotSize)
+    }
+
+    @inlinable func control(_ slot: Int) -> UInt64 { self.slot(slot)?.load(as: UInt64.self) ?? 0 }
+    @inlinable func isLive(_ slot: Int) -> Bool { control(slot) & 1 << 63 != 0 }
+    /// The key and value of a live slot.
+    @inlinable func key(_ slot: Int) -> UnsafeMutableRawPointer { self.slot(slot)! + 8 }
+    @inlinable func value(_ slot: Int) -> UnsafeMutableRawPointer { self.slot(slot)! + 8 + Self.keyStride }
+
+    /// The segment and the offset in it of `slot`, allocating the segment (zeroed, in the current
+    /// transaction) if needed.
+    @inlinable
+    func writableSlot(_ slot: Int) throws(HeapError) -> (segment: ObjectHandle, offset: Int) {
+        let offset = (slot & slotMask) * Self.slotSize
+        if let segment = segment(slot) { return (segment, offset) }
+        return (try allocateSegment(for: slot), offset)
+    }
+
+    @usableFromInline
+    func allocateSegment(for slot: Int) throws(HeapError) -> ObjectHandle {
+        let segment = try handle.heap.allocate(HashSegmentObject<Key, Value>.self, size: segmentBytes)
+        handle[UInt64.self, at: HashTableLayout.segments + (slot >> shift) * 8] = segment.reference
+        return segment.handle
+    }
+
+    /// Frees the segments and the directory.
+    func free() throws(HeapError) {
+        let heap = handle.heap
+        for index in 0 ..< capacity >> shift {
+            let reference = handle[UInt64.self, at: HashTableLayout.segments + index * 8]
+            if reference != 0 { try heap.free(handle.sibling(reference)) }
+        }
+        try heap.free(handle)
+    }
+
+    /// The slot holding `key`, probing from its home slot.
+    @inlinable
+    func find(_ key: Key, hash: UInt64, heap: Heap) -> Int? {
         guard capacity > 0 else { return nil }
         let tag = Self.tag(hash), mask = capacity - 1
         var slot = Int(truncatingIfNeeded: hash) & mask
         for _ in 0..<capacity {
-            let control = self.control(slot)
+            guard let address = self.slot(slot) else { return nil }
+            let control = address.load(as: UInt64.self)
             if control == 0 { return nil }
-            if control == tag && slot >= from && Key.storedValue(at: self.key(slot), heap: heap, equals: key) { return slot }
+            if control == tag && Key.storedValue(at: address + 8, heap: heap, equals: key) { return slot }
             slot = (slot + 1) & mask
         }
         return nil
@@ -366,7 +452,8 @@ struct HashTable<Key: PersistentHashable, Value: PersistentStorable> {
 
     /// Where to insert a key with `hash` known to be absent: the first empty or tombstone slot of
     /// its probe sequence, and whether it was a tombstone.
-    @inlinable func insertionSlot(hash: UInt64) -> (slot: Int, reused: Bool) {
+    @inlinable
+    func insertionSlot(hash: UInt64) -> (slot: Int, reused: Bool) {
         let mask = capacity - 1
         var slot = Int(truncatingIfNeeded: hash) & mask
         while true {
@@ -378,20 +465,33 @@ struct HashTable<Key: PersistentHashable, Value: PersistentStorable> {
     }
 }
 
-/// The block type of a dictionary's hash tables (so the verifier can follow their references).
+/// The directory block of a dictionary's hash table (its references are the segments).
 @usableFromInline final class HashTableObject<Key: PersistentHashable, Value: PersistentStorable>: PersistentObject, @unchecked Sendable {
     @usableFromInline static var persistentTypeName: String { "Ferrite.HashTable<\(Key.persistentTag),\(Value.persistentTag)>" }
-    @usableFromInline static var persistentSize: Int { HashTableLayout.slots }
+    @usableFromInline static var persistentSize: Int { HashTableLayout.segments }
+    @usableFromInline let handle: ObjectHandle
+    @usableFromInline init(handle: ObjectHandle) { self.handle = handle }
+    @usableFromInline static var persistentDependentTypes: [any PersistentObject.Type] { [HashSegmentObject<Key, Value>.self] }
+    @usableFromInline static func persistentReferenceOffsets(of handle: ObjectHandle) -> [Int] {
+        let table = HashTable<Key, Value>(reference: handle.reference, heap: handle.heap)
+        return (0 ..< table.capacity >> table.shift).map { HashTableLayout.segments + $0 * 8 }
+    }
+}
+
+/// A segment of a hash table: slots only (so the verifier can follow their references).
+@usableFromInline final class HashSegmentObject<Key: PersistentHashable, Value: PersistentStorable>: PersistentObject, @unchecked Sendable {
+    @usableFromInline static var persistentTypeName: String { "Ferrite.HashSegment<\(Key.persistentTag),\(Value.persistentTag)>" }
+    @usableFromInline static var persistentSize: Int { 0 }
     @usableFromInline let handle: ObjectHandle
     @usableFromInline init(handle: ObjectHandle) { self.handle = handle }
     @usableFromInline static func persistentReferenceOffsets(of handle: ObjectHandle) -> [Int] {
         let keyOffsets = Key.persistentStoredReferenceOffsets, valueOffsets = Value.persistentStoredReferenceOffsets
         guard !keyOffsets.isEmpty || !valueOffsets.isEmpty else { return [] }
-        let table = HashTable<Key, Value>(reference: handle.reference, heap: handle.heap)
+        let slotSize = HashTable<Key, Value>.slotSize
         var offsets: [Int] = []
-        for slot in table.migratedBelow..<table.capacity where table.isLive(slot) {
-            offsets += keyOffsets.map { table.keyOffset(slot) + $0 }
-            offsets += valueOffsets.map { table.valueOffset(slot) + $0 }
+        for slot in 0 ..< handle.size / slotSize where handle[UInt64.self, at: slot * slotSize] & 1 << 63 != 0 {
+            offsets += keyOffsets.map { slot * slotSize + 8 + $0 }
+            offsets += valueOffsets.map { slot * slotSize + 8 + HashTable<Key, Value>.keyStride + $0 }
         }
         return offsets
     }

@@ -86,6 +86,20 @@ public struct ObjectHandle: @unchecked Sendable {
         self.fields = heap.base + Int(reference) + ObjectHeader.size
     }
 
+    @usableFromInline
+    init(heapReference: Unmanaged<Heap>, reference: UInt64, base: UnsafeMutableRawPointer) {
+        self.heapReference = heapReference
+        self.reference = reference
+        self.fields = base + Int(reference) + ObjectHeader.size
+    }
+
+    /// A handle for another block of the same heap, without checking that one is there (as
+    /// ``init(unchecked:in:)``, and with no reference counting of the heap).
+    @inlinable
+    public func sibling(_ reference: UInt64) -> ObjectHandle {
+        ObjectHandle(heapReference: heapReference, reference: reference, base: heapReference._withUnsafeGuaranteedRef { $0.base })
+    }
+
     /// The object's stored type id.
     public var typeID: UInt64 { (fields - ObjectHeader.size).load(as: UInt64.self) }
     /// The number of bytes of fields.

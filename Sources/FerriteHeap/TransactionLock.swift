@@ -115,5 +115,16 @@ extension Heap {
         reference >= 4096 && count >= 0 && reference &+ UInt64(ObjectHeader.size) &+ UInt64(count) <= UInt64(mappedSize)
     }
 
+    /// The number of bytes of the pool mapped now.
     @usableFromInline var mappedSize: Int { mapping.mappedSize }
+
+    /// The number of bytes of the pool mapped now: a block whose fields end below it may be read
+    /// (whatever it holds). It only grows while the heap is open.
+    public var mappedBytes: Int { mappedSize }
+
+    /// The address of the fields of the block at `reference`, unchecked (as
+    /// ``ObjectHandle/init(unchecked:in:)``): `fieldsAddress(of: 0) + reference` for a loop that
+    /// follows many references.
+    @inlinable
+    public func fieldsAddress(of reference: UInt64) -> UnsafeMutableRawPointer { base + Int(reference) + ObjectHeader.size }
 }

@@ -80,6 +80,23 @@ func runDictionary() throws {
         }
         let si = median(swiftInsert), fi = median(ferriteInsert), sl = median(swiftLookup), fl = median(ferriteLookup)
         print("| \(count) | \(fmt(si)) | \(fmt(fi)) | \(fmt(fi / si, 2))x | \(fmt(sl)) | \(fmt(fl)) | \(fmt(fl / sl, 2))x |")
+        if arguments.contains("--latency") {
+            // The slowest single inserts: growth allocates (zeroes) and commits a doubled table.
+            let heap = try freshPool("dictionary")
+            let dictionary = try PersistentDictionary<Int, Int>.make(in: heap)
+            var worst: [Double] = []
+            var slow = 0
+            for key in keys(count, seed: 77) {
+                let start = nanoseconds()
+                try dictionary.updateValue(key, forKey: key)
+                let elapsed = Double(nanoseconds() - start)
+                if elapsed > 100_000 { slow += 1 }
+                if worst.count < 5 || elapsed > worst[0] { worst.append(elapsed); worst.sort(); if worst.count > 5 { worst.removeFirst() } }
+            }
+            print("| \(count), slowest inserts | | \(worst.reversed().map { fmt($0 / 1e6, 1) + " ms" }.joined(separator: ", ")); \(slow) over 0.1 ms | | | | |")
+            heap.close()
+            removePool("dictionary")
+        }
         if arguments.contains("--presized") {
             // Both sides sized for every key up front: the cost of an insert without growth.
             var swiftPresized: [Double] = [], ferritePresized: [Double] = []
