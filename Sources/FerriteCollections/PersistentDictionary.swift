@@ -27,13 +27,24 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
     @usableFromInline typealias Table = HashTable<Key, Value>
 
     /// Creates an empty dictionary in `heap` (in the current transaction, or in one of its own).
-    public static func make(in heap: Heap, minimumCapacity: Int = 0) throws -> PersistentDictionary {
-        try heap.transaction {
+    ///
+    /// - Parameter segmentSlots: the slots of one table segment, a power of two (the unit of
+    ///   allocation as the table fills; tests make it small to exercise many segments).
+    public static func make(in heap: Heap, minimumCapacity: Int = 0, segmentSlots: Int = 1 << HashTableLayout.segmentSlotsShift) throws -> PersistentDictionary {
+        precondition(segmentSlots > 0 && segmentSlots & (segmentSlots - 1) == 0, "segmentSlots must be a power of two")
+        return try heap.transaction {
             let dictionary = try heap.allocate(PersistentDictionary.self)
+            dictionary.handle[Int.self, at: DictionaryLayout.segmentShift] = segmentSlots.trailingZeroBitCount
             let capacity = Table.capacity(for: minimumCapacity)
-            dictionary.handle[UInt64.self, at: DictionaryLayout.table] = try Table.make(capacity: capacity, in: heap).reference
+            dictionary.handle[UInt64.self, at: DictionaryLayout.table] = try dictionary.makeTable(capacity: capacity).reference
             return dictionary
         }
+    }
+
+    /// A new, empty table with this dictionary's segment size.
+    @usableFromInline
+    func makeTable(capacity: Int) throws(HeapError) -> Table {
+        try Table.make(capacity: capacity, maximumShift: handle[Int.self, at: DictionaryLayout.segmentShift], in: heap)
     }
 
     @inlinable var heap: Heap { handle.heap }
@@ -158,7 +169,7 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
     public func removeAll() throws {
         try mutate {
             try releaseAll()
-            handle[UInt64.self, at: DictionaryLayout.table] = try Table.make(capacity: Table.capacity(for: 0), in: heap).reference
+            handle[UInt64.self, at: DictionaryLayout.table] = try makeTable(capacity: Table.capacity(for: 0)).reference
             handle[UInt64.self, at: DictionaryLayout.oldTable] = 0
             handle[Int.self, at: DictionaryLayout.count] = 0
             handle[Int.self, at: DictionaryLayout.used] = 0
@@ -233,7 +244,7 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
         let current = Table(reference: handle[UInt64.self, at: DictionaryLayout.table], heap: heap)
         let count = handle[Int.self, at: DictionaryLayout.count]
         let capacity = count + 1 > current.capacity / 2 ? current.capacity * 2 : current.capacity
-        let new = try Table.make(capacity: capacity, in: heap)
+        let new = try makeTable(capacity: capacity)
         handle[UInt64.self, at: DictionaryLayout.oldTable] = current.reference
         handle[UInt64.self, at: DictionaryLayout.table] = new.reference
         handle[Int.self, at: DictionaryLayout.used] = 0
@@ -299,11 +310,16 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
     @usableFromInline static let table = 16
     @usableFromInline static let oldTable = 24
     @usableFromInline static let used = 32
+    /// log2 of the slots per table segment.
+    @usableFromInline static let segmentShift = 40
 }
 
 /// Field offsets of a hash table's directory block.
 @usableFromInline enum HashTableLayout {
+    /// The capacity (low 56 bits) and log2 of the slots per segment (high 8 bits).
     @usableFromInline static let capacity = 0
+    @usableFromInline static let capacityMask: UInt64 = (1 << 56) - 1
+    @usableFromInline static let shiftBit: UInt64 = 56
     /// How far a migration out of this table has gone (slots below it are tombstones).
     @usableFromInline static let cursor = 8
     /// Then one reference per segment (0 for a segment not allocated yet: all its slots empty).
@@ -334,7 +350,6 @@ struct HashTable<Key: PersistentHashable, Value: PersistentStorable> {
     @inlinable static var slotSize: Int { 8 + keyStride + Stored.stride(Value.self) }
     @inlinable static var tombstone: UInt64 { 1 }
     @inlinable static func tag(_ hash: UInt64) -> UInt64 { hash | 1 << 63 }
-    @inlinable static func shift(capacity: Int) -> Int { Swift.min(HashTableLayout.segmentSlotsShift, capacity.trailingZeroBitCount) }
 
     /// A view of the table at `reference`. A reference read while a writer changes things may be
     /// anything: the table is then empty unless its directory lies inside the pool.
@@ -342,9 +357,10 @@ struct HashTable<Key: PersistentHashable, Value: PersistentStorable> {
     init(reference: UInt64, heap: Heap, trusted: Bool = true) {
         self.trusted = trusted
         handle = ObjectHandle(unchecked: reference, in: heap)
-        let capacity = heap.contains(reference, count: HashTableLayout.segments) ? handle[Int.self, at: HashTableLayout.capacity] : 0
-        let shift = capacity > 0 ? Self.shift(capacity: capacity) : 0
-        let valid = capacity > 0 && capacity & (capacity - 1) == 0 && capacity <= 1 << 40
+        let word = heap.contains(reference, count: HashTableLayout.segments) ? handle[UInt64.self, at: HashTableLayout.capacity] : 0
+        let capacity = Int(truncatingIfNeeded: word & HashTableLayout.capacityMask)
+        let shift = Int(truncatingIfNeeded: word >> HashTableLayout.shiftBit)
+        let valid = capacity > 0 && capacity & (capacity - 1) == 0 && capacity <= 1 << 40 && shift <= capacity.trailingZeroBitCount
             && heap.contains(reference, count: HashTableLayout.segments + (capacity >> shift) * 8)
         self.capacity = valid ? capacity : 0
         self.shift = shift
@@ -364,11 +380,14 @@ struct HashTable<Key: PersistentHashable, Value: PersistentStorable> {
         HashTable(reference: reference, heap: heap).capacity * 3 / 4
     }
 
-    /// A table with no segment allocated yet.
-    @usableFromInline static func make(capacity: Int, in heap: Heap) throws(HeapError) -> HashTable {
-        let segments = capacity >> shift(capacity: capacity)
+    /// A table with no segment allocated yet, with segments of up to 2^`maximumShift` slots (a
+    /// dictionary created before segment sizes were recorded has 0 there: the default).
+    @usableFromInline static func make(capacity: Int, maximumShift: Int, in heap: Heap) throws(HeapError) -> HashTable {
+        let shift = Swift.min(maximumShift > 0 ? maximumShift : HashTableLayout.segmentSlotsShift, capacity.trailingZeroBitCount)
+        let segments = capacity >> shift
         let object = try heap.allocate(HashTableObject<Key, Value>.self, size: HashTableLayout.segments + segments * 8)
-        object.handle.fields.storeBytes(of: capacity, as: Int.self)  // a new block: no logging needed
+        // A new block: no logging needed.
+        object.handle.fields.storeBytes(of: UInt64(capacity) | UInt64(shift) << HashTableLayout.shiftBit, as: UInt64.self)
         return HashTable(reference: object.reference, heap: heap)
     }
 

@@ -28,8 +28,9 @@ struct CollectionsModel: Equatable, CustomStringConvertible {
     static func create(in heap: Heap) throws {
         try heap.transaction {
             try heap.setRoot("array", to: try Array_.make(in: heap))
-            try heap.setRoot("ints", to: try Ints.make(in: heap))
-            try heap.setRoot("names", to: try Names.make(in: heap))
+            // Tiny segments, so that tables of a few hundred keys span many of them.
+            try heap.setRoot("ints", to: try Ints.make(in: heap, segmentSlots: 16))
+            try heap.setRoot("names", to: try Names.make(in: heap, segmentSlots: 64))
             try heap.setRoot("tree", to: try Tree.make(in: heap))
             try heap.setRoot("words", to: try Words.make(in: heap))
         }

@@ -92,18 +92,33 @@ import FerriteTestSupport
         let directory = TemporaryDirectory()
         let heap = try Heap(path: directory.file("grow.pool"), options: smallPoolOptions(maximumSize: 64 << 20, chunkSize: 64 << 10))
         defer { heap.close() }
-        let dictionary = try PersistentDictionary<Int, Int>.make(in: heap)
+        let dictionary = try PersistentDictionary<Int, Int>.make(in: heap, segmentSlots: 256)
+        var model: [Int: Int] = [:]
         for key in 0..<20_000 {
-            try dictionary.updateValue(key &* 7, forKey: key)
+            try dictionary.updateValue(key &* 7, forKey: key); model[key] = key &* 7
+            // Removals and updates while tables migrate: a removed key must stay gone, an updated
+            // one must read its new value, whichever table it was in.
+            if key % 3 == 0 {
+                let victim = key / 2
+                try dictionary.removeValue(forKey: victim); model[victim] = nil
+                if dictionary[victim] != nil { Issue.record("key \(victim) still found after its removal"); return }
+            }
+            if key % 5 == 0 {
+                let updated = key / 3
+                try dictionary.updateValue(-updated, forKey: updated); model[updated] = -updated
+                if dictionary[updated] != -updated { Issue.record("key \(updated) reads a stale value"); return }
+            }
             if key % 997 == 0 {  // mid-migration lookups see every key
-                for probe in stride(from: 0, through: key, by: 13) where dictionary[probe] != probe &* 7 {
-                    Issue.record("key \(probe) lost after inserting \(key)"); return
+                for probe in stride(from: 0, through: key, by: 13) where dictionary[probe] != model[probe] {
+                    Issue.record("key \(probe) reads \(String(describing: dictionary[probe])), not \(String(describing: model[probe]))"); return
                 }
             }
         }
-        for key in stride(from: 0, to: 20_000, by: 2) { try dictionary.removeValue(forKey: key) }
-        #expect(dictionary.count == 10_000)
-        #expect((0..<20_000).allSatisfy { dictionary[$0] == ($0 % 2 == 0 ? nil : $0 &* 7) })
+        #expect(dictionary.count == model.count)
+        #expect((0..<20_000).allSatisfy { dictionary[$0] == model[$0] })
+        var iterated: [Int: Int] = [:]
+        for (key, value) in dictionary { iterated[key] = value }
+        #expect(iterated == model)
     }
 }
 
