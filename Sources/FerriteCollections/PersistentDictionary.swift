@@ -1,4 +1,5 @@
 import FerriteHeap
+import Synchronization
 
 /// A hash map in a pool whose index is persistent: opening the pool rebuilds nothing, the first
 /// lookup is as fast as the millionth.
@@ -27,24 +28,13 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
     @usableFromInline typealias Table = HashTable<Key, Value>
 
     /// Creates an empty dictionary in `heap` (in the current transaction, or in one of its own).
-    ///
-    /// - Parameter segmentSlots: the slots of one table segment, a power of two (the unit of
-    ///   allocation as the table fills; tests make it small to exercise many segments).
-    public static func make(in heap: Heap, minimumCapacity: Int = 0, segmentSlots: Int = 1 << HashTableLayout.segmentSlotsShift) throws -> PersistentDictionary {
-        precondition(segmentSlots > 0 && segmentSlots & (segmentSlots - 1) == 0, "segmentSlots must be a power of two")
-        return try heap.transaction {
+    public static func make(in heap: Heap, minimumCapacity: Int = 0) throws -> PersistentDictionary {
+        try heap.transaction {
             let dictionary = try heap.allocate(PersistentDictionary.self)
-            dictionary.handle[Int.self, at: DictionaryLayout.segmentShift] = segmentSlots.trailingZeroBitCount
             let capacity = Table.capacity(for: minimumCapacity)
-            dictionary.handle[UInt64.self, at: DictionaryLayout.table] = try dictionary.makeTable(capacity: capacity).reference
+            dictionary.handle[UInt64.self, at: DictionaryLayout.table] = try Table.make(capacity: capacity, in: heap).reference
             return dictionary
         }
-    }
-
-    /// A new, empty table with this dictionary's segment size.
-    @usableFromInline
-    func makeTable(capacity: Int) throws(HeapError) -> Table {
-        try Table.make(capacity: capacity, maximumShift: handle[Int.self, at: DictionaryLayout.segmentShift], in: heap)
     }
 
     @inlinable var heap: Heap { handle.heap }
@@ -169,7 +159,7 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
     public func removeAll() throws {
         try mutate {
             try releaseAll()
-            handle[UInt64.self, at: DictionaryLayout.table] = try makeTable(capacity: Table.capacity(for: 0)).reference
+            handle[UInt64.self, at: DictionaryLayout.table] = try Table.make(capacity: Table.capacity(for: 0), in: heap).reference
             handle[UInt64.self, at: DictionaryLayout.oldTable] = 0
             handle[Int.self, at: DictionaryLayout.count] = 0
             handle[Int.self, at: DictionaryLayout.used] = 0
@@ -244,7 +234,7 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
         let current = Table(reference: handle[UInt64.self, at: DictionaryLayout.table], heap: heap)
         let count = handle[Int.self, at: DictionaryLayout.count]
         let capacity = count + 1 > current.capacity / 2 ? current.capacity * 2 : current.capacity
-        let new = try makeTable(capacity: capacity)
+        let new = try Table.make(capacity: capacity, in: heap)
         handle[UInt64.self, at: DictionaryLayout.oldTable] = current.reference
         handle[UInt64.self, at: DictionaryLayout.table] = new.reference
         handle[Int.self, at: DictionaryLayout.used] = 0
@@ -303,6 +293,13 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
     }
 }
 
+/// Tuning of new dictionary tables (tests shrink segments to exercise many of them; each table
+/// records its own segment size, so changing this never affects existing tables).
+@_spi(Testing) public enum PersistentDictionaryTuning {
+    /// log2 of the slots per segment of tables created from now on (1 to 20).
+    public static let segmentSlotsShift = Atomic<Int>(HashTableLayout.segmentSlotsShift)
+}
+
 /// Field offsets of a ``PersistentDictionary``.
 @usableFromInline enum DictionaryLayout {
     @usableFromInline static let lock = 0
@@ -310,8 +307,6 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
     @usableFromInline static let table = 16
     @usableFromInline static let oldTable = 24
     @usableFromInline static let used = 32
-    /// log2 of the slots per table segment.
-    @usableFromInline static let segmentShift = 40
 }
 
 /// Field offsets of a hash table's directory block.
@@ -327,6 +322,8 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
     /// Slots per segment (fewer in a smaller table): 8,192 slots is 192 KiB for 8-byte keys and
     /// values, so allocating one costs well under a millisecond.
     @usableFromInline static let segmentSlotsShift = 13
+    /// The largest segment accepted when reading a table: 2^20 slots.
+    @usableFromInline static let maximumSegmentSlotsShift = 20
 }
 
 /// A hash table: a directory of segments of slots. A slot is a control word (0 empty, 1 tombstone,
@@ -350,6 +347,11 @@ struct HashTable<Key: PersistentHashable, Value: PersistentStorable> {
     @inlinable static var slotSize: Int { 8 + keyStride + Stored.stride(Value.self) }
     @inlinable static var tombstone: UInt64 { 1 }
     @inlinable static func tag(_ hash: UInt64) -> UInt64 { hash | 1 << 63 }
+    /// log2 of the slots per segment of a new table of `capacity` slots.
+    static func shift(capacity: Int) -> Int {
+        let tuned = Swift.max(1, Swift.min(HashTableLayout.maximumSegmentSlotsShift, PersistentDictionaryTuning.segmentSlotsShift.load(ordering: .relaxed)))
+        return Swift.min(tuned, capacity.trailingZeroBitCount)
+    }
 
     /// A view of the table at `reference`. A reference read while a writer changes things may be
     /// anything: the table is then empty unless its directory lies inside the pool.
@@ -359,7 +361,7 @@ struct HashTable<Key: PersistentHashable, Value: PersistentStorable> {
         handle = ObjectHandle(unchecked: reference, in: heap)
         let word = heap.contains(reference, count: HashTableLayout.segments) ? handle[UInt64.self, at: HashTableLayout.capacity] : 0
         let capacity = Int(truncatingIfNeeded: word & HashTableLayout.capacityMask)
-        let shift = Int(truncatingIfNeeded: word >> HashTableLayout.shiftBit)
+        let shift = Swift.min(Int(truncatingIfNeeded: word >> HashTableLayout.shiftBit), HashTableLayout.maximumSegmentSlotsShift)
         let valid = capacity > 0 && capacity & (capacity - 1) == 0 && capacity <= 1 << 40 && shift <= capacity.trailingZeroBitCount
             && heap.contains(reference, count: HashTableLayout.segments + (capacity >> shift) * 8)
         self.capacity = valid ? capacity : 0
@@ -380,14 +382,12 @@ struct HashTable<Key: PersistentHashable, Value: PersistentStorable> {
         HashTable(reference: reference, heap: heap).capacity * 3 / 4
     }
 
-    /// A table with no segment allocated yet, with segments of up to 2^`maximumShift` slots (a
-    /// dictionary created before segment sizes were recorded has 0 there: the default).
-    @usableFromInline static func make(capacity: Int, maximumShift: Int, in heap: Heap) throws(HeapError) -> HashTable {
-        let shift = Swift.min(maximumShift > 0 ? maximumShift : HashTableLayout.segmentSlotsShift, capacity.trailingZeroBitCount)
-        let segments = capacity >> shift
+    /// A table with no segment allocated yet (its segment size is recorded in it).
+    @usableFromInline static func make(capacity: Int, in heap: Heap) throws(HeapError) -> HashTable {
+        let segments = capacity >> shift(capacity: capacity)
         let object = try heap.allocate(HashTableObject<Key, Value>.self, size: HashTableLayout.segments + segments * 8)
         // A new block: no logging needed.
-        object.handle.fields.storeBytes(of: UInt64(capacity) | UInt64(shift) << HashTableLayout.shiftBit, as: UInt64.self)
+        object.handle.fields.storeBytes(of: UInt64(capacity) | UInt64(shift(capacity: capacity)) << HashTableLayout.shiftBit, as: UInt64.self)
         return HashTable(reference: object.reference, heap: heap)
     }
 

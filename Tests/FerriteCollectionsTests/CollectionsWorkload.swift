@@ -1,5 +1,5 @@
 import FerriteHeap
-import FerriteCollections
+@_spi(Testing) import FerriteCollections
 import FerriteTestSupport
 
 /// Five persistent collections under roots, and the standard-library model they must equal.
@@ -26,11 +26,13 @@ struct CollectionsModel: Equatable, CustomStringConvertible {
 
     /// Creates the empty collections under their roots.
     static func create(in heap: Heap) throws {
+        // Tiny hash-table segments, so that tables of a few hundred keys span many of them (each
+        // table records its segment size: tests that race on this setting stay correct).
+        PersistentDictionaryTuning.segmentSlotsShift.store(4, ordering: .relaxed)
         try heap.transaction {
             try heap.setRoot("array", to: try Array_.make(in: heap))
-            // Tiny segments, so that tables of a few hundred keys span many of them.
-            try heap.setRoot("ints", to: try Ints.make(in: heap, segmentSlots: 16))
-            try heap.setRoot("names", to: try Names.make(in: heap, segmentSlots: 64))
+            try heap.setRoot("ints", to: try Ints.make(in: heap))
+            try heap.setRoot("names", to: try Names.make(in: heap))
             try heap.setRoot("tree", to: try Tree.make(in: heap))
             try heap.setRoot("words", to: try Words.make(in: heap))
         }

@@ -1,6 +1,6 @@
 import Testing
 import FerriteHeap
-import FerriteCollections
+@_spi(Testing) import FerriteCollections
 import FerriteTestSupport
 
 /// Random operation sequences applied to each persistent collection and to its standard-library
@@ -92,7 +92,8 @@ import FerriteTestSupport
         let directory = TemporaryDirectory()
         let heap = try Heap(path: directory.file("grow.pool"), options: smallPoolOptions(maximumSize: 64 << 20, chunkSize: 64 << 10))
         defer { heap.close() }
-        let dictionary = try PersistentDictionary<Int, Int>.make(in: heap, segmentSlots: 256)
+        PersistentDictionaryTuning.segmentSlotsShift.store(8, ordering: .relaxed)  // many segments
+        let dictionary = try PersistentDictionary<Int, Int>.make(in: heap)
         var model: [Int: Int] = [:]
         for key in 0..<20_000 {
             try dictionary.updateValue(key &* 7, forKey: key); model[key] = key &* 7

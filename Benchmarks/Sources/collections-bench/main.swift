@@ -78,6 +78,9 @@ func runDictionary() throws {
             heap.close()
             removePool("dictionary")
         }
+        if arguments.contains("--verbose") {
+            print("samples: Dictionary insert \(swiftInsert.map { fmt($0) }), Ferrite insert \(ferriteInsert.map { fmt($0) }), Dictionary lookup \(swiftLookup.map { fmt($0) }), Ferrite lookup \(ferriteLookup.map { fmt($0) })")
+        }
         let si = median(swiftInsert), fi = median(ferriteInsert), sl = median(swiftLookup), fl = median(ferriteLookup)
         print("| \(count) | \(fmt(si)) | \(fmt(fi)) | \(fmt(fi / si, 2))x | \(fmt(sl)) | \(fmt(fl)) | \(fmt(fl / sl, 2))x |")
         if arguments.contains("--latency") {
