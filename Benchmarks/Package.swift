@@ -12,13 +12,15 @@ let package = Package(
         .systemLibrary(name: "CLibPMemObj", pkgConfig: "libpmemobj", providers: [.apt(["libpmemobj-dev"])]),
         // PMDK doing the same operations as Ferrite, in C, timed natively.
         .target(name: "PMDKWorkloads", dependencies: ["CLibPMemObj"]),
+        // Arguments, medians and scratch directories shared by the benchmark commands.
+        .target(name: "BenchmarkSupport"),
         .executableTarget(
             name: "heap-bench",
-            dependencies: [.product(name: "FerriteHeap", package: "Ferrite"), .product(name: "FerriteMedium", package: "Ferrite"), "PMDKWorkloads"]
+            dependencies: [.product(name: "FerriteHeap", package: "Ferrite"), .product(name: "FerriteMedium", package: "Ferrite"), "PMDKWorkloads", "BenchmarkSupport"]
         ),
         .executableTarget(
             name: "collections-bench",
-            dependencies: [.product(name: "FerriteCollections", package: "Ferrite"), .product(name: "FerriteHeap", package: "Ferrite")]
+            dependencies: [.product(name: "FerriteCollections", package: "Ferrite"), .product(name: "FerriteHeap", package: "Ferrite"), "BenchmarkSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -11,7 +11,7 @@ import FerriteHeap
 /// slicing. Mutations take the array's transaction lock, so two threads may mutate it without
 /// corrupting it; reads take none, so read while no other thread mutates (or inside a
 /// transaction that called ``lock()``).
-public final class PersistentArray<Element: PersistentStorable>: PersistentObject, RandomAccessCollection, @unchecked Sendable {
+public final class PersistentArray<Element: PersistentStorable>: PersistentObject, TransactionLockedCollection, RandomAccessCollection, @unchecked Sendable {
     public static var persistentTypeName: String { "Ferrite.Array<\(Element.persistentTag)>" }
     public static var persistentSize: Int { 32 }
     public static var persistentReferenceOffsets: [Int] { [ArrayLayout.buffer] }
@@ -50,14 +50,6 @@ public final class PersistentArray<Element: PersistentStorable>: PersistentObjec
     /// Takes the array's lock until the current transaction ends, so that other threads' mutations
     /// wait (and so that reads in this transaction see no other writer).
     public func lock() throws { try handle.lockUntilTransactionEnds(wordAt: ArrayLayout.lock) }
-
-    /// Runs a mutation in a transaction, holding the array's lock.
-    private func mutate<R>(_ body: () throws -> R) throws -> R {
-        try heap.transaction {
-            try handle.lockUntilTransactionEnds(wordAt: ArrayLayout.lock)
-            return try body()
-        }
-    }
 
     /// Replaces the element at `index` (freeing what the old one owned).
     public func set(_ element: Element, at index: Int) throws {
@@ -179,7 +171,7 @@ public final class PersistentArray<Element: PersistentStorable>: PersistentObjec
 
 /// Field offsets of a ``PersistentArray``.
 enum ArrayLayout {
-    static let lock = 0, count = 8, capacity = 16, buffer = 24
+    static let lock = CollectionHeader.lock, count = 8, capacity = 16, buffer = 24
 }
 
 /// The element buffer of a ``PersistentArray``.

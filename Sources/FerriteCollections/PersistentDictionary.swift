@@ -17,7 +17,7 @@ import Synchronization
 /// overlaps a writer's transaction is retried until it reads no unfinished change (see
 /// ``ObjectHandle/readConsistently(wordAt:_:)``). Lookups by a writer inside its transaction see
 /// its own changes.
-public final class PersistentDictionary<Key: PersistentHashable, Value: PersistentStorable>: PersistentObject, Sequence, @unchecked Sendable {
+public final class PersistentDictionary<Key: PersistentHashable, Value: PersistentStorable>: PersistentObject, TransactionLockedCollection, Sequence, @unchecked Sendable {
     public static var persistentTypeName: String { "Ferrite.Dictionary<\(Key.persistentTag),\(Value.persistentTag)>" }
     public static var persistentSize: Int { 48 }
     public static var persistentReferenceOffsets: [Int] { [DictionaryLayout.table, DictionaryLayout.oldTable] }
@@ -85,14 +85,6 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
     /// Mutations take it themselves; call it first to read and then write atomically.
     public func lock() throws { try handle.lockUntilTransactionEnds(wordAt: DictionaryLayout.lock) }
 
-    @inlinable
-    func mutate<R>(_ body: () throws -> R) throws -> R {
-        try heap.transaction {
-            try handle.lockUntilTransactionEnds(wordAt: DictionaryLayout.lock)
-            return try body()
-        }
-    }
-
     /// Sets the value for `key` and returns the old one (nil if the key is new). Failure-atomic.
     @inlinable @discardableResult
     public func updateValue(_ value: Value, forKey key: Key) throws -> Value? {
@@ -107,10 +99,11 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
                 try value.store(into: target.segment, at: target.offset + 8 + Table.keyStride)
                 return old
             }
-            if handle[Int.self, at: DictionaryLayout.used] + 1 > Table.maximumLoad(handle[UInt64.self, at: DictionaryLayout.table], heap: heap) {
+            var table = Table(reference: handle[UInt64.self, at: DictionaryLayout.table], heap: heap)
+            if handle[Int.self, at: DictionaryLayout.used] + 1 > table.maximumLoad {
                 try grow()
+                table = Table(reference: handle[UInt64.self, at: DictionaryLayout.table], heap: heap)
             }
-            let table = Table(reference: handle[UInt64.self, at: DictionaryLayout.table], heap: heap)
             let (slot, reused) = table.insertionSlot(hash: hash)
             let target = try table.writableSlot(slot)
             try key.store(into: target.segment, at: target.offset + 8)
@@ -147,11 +140,7 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
     public subscript(key: Key) -> Value? {
         get { value(forKey: key) }
         set {
-            do {
-                if let newValue { try updateValue(newValue, forKey: key) } else { try removeValue(forKey: key) }
-            } catch {
-                preconditionFailure("PersistentDictionary could not store a value: \(error)")
-            }
+            storeOrRemove(newValue, in: "PersistentDictionary", update: { try updateValue($0, forKey: key) }, remove: { try removeValue(forKey: key) })
         }
     }
 
@@ -302,7 +291,7 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
 
 /// Field offsets of a ``PersistentDictionary``.
 @usableFromInline enum DictionaryLayout {
-    @usableFromInline static let lock = 0
+    @usableFromInline static let lock = CollectionHeader.lock
     @usableFromInline static let count = 8
     @usableFromInline static let table = 16
     @usableFromInline static let oldTable = 24
@@ -378,9 +367,8 @@ struct HashTable<Key: PersistentHashable, Value: PersistentStorable> {
         return capacity
     }
 
-    @inlinable static func maximumLoad(_ reference: UInt64, heap: Heap) -> Int {
-        HashTable(reference: reference, heap: heap).capacity * 3 / 4
-    }
+    /// The used slots (live and tombstones) past which the table must grow.
+    @inlinable var maximumLoad: Int { capacity * 3 / 4 }
 
     /// A table with no segment allocated yet (its segment size is recorded in it).
     @usableFromInline static func make(capacity: Int, in heap: Heap) throws(HeapError) -> HashTable {

@@ -15,7 +15,7 @@ import FerriteHeap
 /// ``PersistentDictionary``; ``value(forKey:)`` and ``entries(from:through:limit:reverse:)`` may run
 /// alongside a writer (they retry until they read no unfinished change). Walking the collection
 /// needs no concurrent writer.
-public final class PersistentSortedMap<Key: PersistentComparable, Value: PersistentStorable>: PersistentObject, BidirectionalCollection, @unchecked Sendable {
+public final class PersistentSortedMap<Key: PersistentComparable, Value: PersistentStorable>: PersistentObject, TransactionLockedCollection, BidirectionalCollection, @unchecked Sendable {
     public static var persistentTypeName: String { "Ferrite.SortedMap<\(Key.persistentTag),\(Value.persistentTag)>" }
     public static var persistentSize: Int { 40 }
     public static var persistentReferenceOffsets: [Int] { [SortedMapLayout.root] }
@@ -92,11 +92,7 @@ public final class PersistentSortedMap<Key: PersistentComparable, Value: Persist
     public subscript(key: Key) -> Value? {
         get { value(forKey: key) }
         set {
-            do {
-                if let newValue { try updateValue(newValue, forKey: key) } else { try removeValue(forKey: key) }
-            } catch {
-                preconditionFailure("PersistentSortedMap could not store a value: \(error)")
-            }
+            storeOrRemove(newValue, in: "PersistentSortedMap", update: { try updateValue($0, forKey: key) }, remove: { try removeValue(forKey: key) })
         }
     }
 
@@ -144,13 +140,6 @@ public final class PersistentSortedMap<Key: PersistentComparable, Value: Persist
 
     /// Takes the map's lock until the current transaction ends (mutations take it themselves).
     public func lock() throws { try handle.lockUntilTransactionEnds(wordAt: SortedMapLayout.lock) }
-
-    private func mutate<R>(_ body: () throws -> R) throws -> R {
-        try heap.transaction {
-            try handle.lockUntilTransactionEnds(wordAt: SortedMapLayout.lock)
-            return try body()
-        }
-    }
 
     /// Sets the value for `key` and returns the old one (nil if the key is new). Failure-atomic.
     @discardableResult
@@ -402,7 +391,7 @@ public final class PersistentSortedMap<Key: PersistentComparable, Value: Persist
 
 /// Field offsets of a ``PersistentSortedMap``.
 @usableFromInline enum SortedMapLayout {
-    @usableFromInline static let lock = 0, count = 8, root = 16, first = 24, last = 32
+    @usableFromInline static let lock = CollectionHeader.lock, count = 8, root = 16, first = 24, last = 32
 }
 
 /// Field offsets of a node: an info word (key count, bit 32 set for leaves), the leaf links, the

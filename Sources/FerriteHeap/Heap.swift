@@ -222,9 +222,7 @@ public final class Heap: @unchecked Sendable {
     }
 
     func context() -> TransactionContext {
-        if let pointer = pthread_getspecific(key) {
-            return Unmanaged<TransactionContext>.fromOpaque(pointer).takeUnretainedValue()
-        }
+        if let existing = existingContext() { return existing }
         let context = TransactionContext(heap: self)
         contextsLock.withLock { contexts.append(context) }
         pthread_setspecific(key, Unmanaged.passUnretained(context).toOpaque())

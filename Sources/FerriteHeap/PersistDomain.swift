@@ -39,9 +39,10 @@ final class CommitLane: @unchecked Sendable {
 /// The medium, plus the bookkeeping that lets a transaction commit with a single fence.
 ///
 /// A transaction's commit fence makes its redo log durable; its effects are then applied to the
-/// durable view and written back *without* a fence. Those effects become durable at the next fence
-/// of the committing thread, or at a fence of another thread that writes them back itself. Once a
-/// fence has made a transaction's effects durable, it is *retired*.
+/// durable view, neither written back nor fenced. They become durable at the committing thread's
+/// next commit fence (it writes them back just before it), or at a fence of another thread that
+/// writes them back itself from the log. Once a fence has made a transaction's effects durable, it
+/// is *retired*.
 ///
 /// The *applied watermark* W, kept in the pool header, is the commit number below which every
 /// transaction is retired. Recovery replays the committed logs above W, in commit order. A log slot
@@ -169,8 +170,8 @@ final class PersistDomain: @unchecked Sendable {
         }
     }
 
-    /// Records that the lane's current transaction, logged in `slot`, is applied (written back,
-    /// not fenced). `freed` and `freedHuge` are released once it is durably retired.
+    /// Records that the lane's current transaction, logged in `slot`, is applied (not yet written
+    /// back, not fenced). `freed` and `freedHuge` are released once it is durably retired.
     func didApply(lane: CommitLane, slot: Int, freed: [UInt64], freedHuge: [(Int, Int)]) {
         lane.lock.withLock {
             let seq = lane.current

@@ -6,26 +6,21 @@
 //   swift run -c release --package-path Benchmarks collections-bench sorted [--entries 1000000,10000000] [--rounds 3]
 //   swift run -c release --package-path Benchmarks collections-bench open [--entries 10000000]
 //   swift run -c release --package-path Benchmarks collections-bench all
+import BenchmarkSupport
 import FerriteCollections
 import FerriteHeap
 import Foundation
 
 // MARK: Helpers
 
-let arguments = CommandLine.arguments.dropFirst()
-func option(_ name: String) -> String? {
-    guard let index = arguments.firstIndex(of: name), arguments.index(after: index) < arguments.endIndex else { return nil }
-    return arguments[arguments.index(after: index)]
-}
-let rounds = Int(option("--rounds") ?? "3")!
-let directory = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
+let rounds = option("--rounds", 3)
+let directory = memoryDirectory
 
 func nanoseconds() -> UInt64 {
     var time = timespec()
     clock_gettime(CLOCK_MONOTONIC, &time)
     return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
 }
-func median(_ values: [Double]) -> Double { let s = values.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
 func fmt(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
 /// Times `body` and returns nanoseconds per operation.
 func perOperation(_ count: Int, _ body: () throws -> Void) rethrows -> Double {
@@ -218,7 +213,7 @@ func runOpen() throws {
 }
 
 func runOpenChild() throws {
-    let path = Array(arguments)[1], key = Int(Array(arguments)[2])!
+    let path = arguments[1], key = Int(arguments[2])!
     let start = nanoseconds()
     let heap = try Heap(path: path)
     let dictionary = try heap.root("dictionary", as: PersistentDictionary<Int, Int>.self)!

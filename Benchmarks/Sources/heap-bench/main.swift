@@ -3,6 +3,7 @@
 //
 //   swift run -c release --package-path Benchmarks heap-bench ops [--rounds R]
 //   swift run -c release --package-path Benchmarks heap-bench reopen [--objects N]
+import BenchmarkSupport
 import FerriteHeap
 import FerriteMedium
 import Foundation
@@ -75,10 +76,6 @@ final class NullMedium: PersistenceMedium {
 }
 
 func nanoseconds() -> UInt64 { bench_now_ns() }
-func median(_ values: [Double]) -> Double {
-    let sorted = values.sorted()
-    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-}
 func fmt(_ value: Double, _ digits: Int = 3) -> String { String(format: "%.\(digits)f", value) }
 @inline(never) func blackHole<T>(_ value: T) { withExtendedLifetime(value) {} }
 /// Returns its argument through a call the optimizer cannot see into, so a loop that reads the
@@ -90,17 +87,6 @@ nonisolated(unsafe) var escapedRecords: [PlainRecord] = []
 nonisolated(unsafe) var escapedProxies: [Record] = []
 nonisolated(unsafe) var readSink = 0
 
-func scratchDirectory() -> String {
-    let path = "/dev/shm/ferrite-bench-\(getpid())"
-    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
-
-let arguments = Array(CommandLine.arguments.dropFirst())
-func option(_ name: String, _ fallback: Int) -> Int {
-    guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count, let v = Int(arguments[i + 1]) else { return fallback }
-    return v
-}
 let command = arguments.first ?? "ops"
 
 // MARK: Operations against PMDK
