@@ -2,7 +2,9 @@
 // Ferrite's benchmarks: a separate package, so the library gains no system dependency.
 //   swift run -c release --package-path Benchmarks heap-bench [all|ops|reopen]
 //   swift run -c release --package-path Benchmarks collections-bench [all|dictionary|sorted|open]
-// Needs Debian's libpmemobj-dev (PMDK), the peer measured in the same run: Benchmarks/setup.sh.
+//   swift run -c release --package-path Benchmarks storage-bench
+// Needs the peers measured in the same run, Debian's libpmemobj-dev (PMDK) for heap-bench and
+// libsqlite3-dev and liblmdb-dev (SQLite, LMDB) for storage-bench: Benchmarks/setup.sh.
 import PackageDescription
 
 let package = Package(
@@ -12,6 +14,10 @@ let package = Package(
         .systemLibrary(name: "CLibPMemObj", pkgConfig: "libpmemobj", providers: [.apt(["libpmemobj-dev"])]),
         // PMDK doing the same operations as Ferrite, in C, timed natively.
         .target(name: "PMDKWorkloads", dependencies: ["CLibPMemObj"]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
+        // SQLite and LMDB doing durable single-record updates, in C, timed natively.
+        .target(name: "StorageWorkloads", dependencies: ["CSQLite", "CLMDB"]),
         // Arguments, medians and scratch directories shared by the benchmark commands.
         .target(name: "BenchmarkSupport"),
         .executableTarget(
@@ -21,6 +27,10 @@ let package = Package(
         .executableTarget(
             name: "collections-bench",
             dependencies: [.product(name: "FerriteCollections", package: "Ferrite"), .product(name: "FerriteHeap", package: "Ferrite"), "BenchmarkSupport"]
+        ),
+        .executableTarget(
+            name: "storage-bench",
+            dependencies: [.product(name: "FerriteHeap", package: "Ferrite"), "BenchmarkSupport", "StorageWorkloads"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -56,6 +56,17 @@ struct ScratchBuffer<Element: BitwiseCopyable> {
         count -= n
     }
 
+    /// Whether the buffer holds `element` (a linear scan: for the short lists transactions keep).
+    @inline(__always)
+    func contains(_ element: Element) -> Bool where Element: Equatable {
+        var i = 0
+        while i < count {
+            if base[i] == element { return true }
+            i += 1
+        }
+        return false
+    }
+
     /// The elements as raw bytes (a log record payload).
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count * MemoryLayout<Element>.stride) }
 }

@@ -57,6 +57,8 @@ final class TransactionContext {
     /// Blocks allocated by this transaction, with the bytes they use: writes to them need no
     /// tracking, and they are copied to the durable view at commit.
     @exclusivity(unchecked) var newBlocks = OffsetMap()
+    /// New blocks too large to log, copied to the durable view before the log (commit scratch).
+    @exclusivity(unchecked) var unloggedBlocks = ScratchBuffer<UInt64>()
     /// (block, bytes) pairs allocated and (block, capacity) pairs freed.
     @exclusivity(unchecked) var allocations = ScratchBuffer<UInt64>()
     @exclusivity(unchecked) var frees = ScratchBuffer<UInt64>()
@@ -92,7 +94,7 @@ final class TransactionContext {
         lines.deallocate(); newBlocks.deallocate()
         lineMasks.deallocate(); savedLines.deallocate()
         allocations.deallocate(); frees.deallocate(); chunkWrites.deallocate()
-        heldAllocated.deallocate(); heldFreed.deallocate()
+        heldAllocated.deallocate(); heldFreed.deallocate(); unloggedBlocks.deallocate()
         pendingWriteBack.deallocate()
     }
 
@@ -208,16 +210,6 @@ final class TransactionContext {
         }
         guard hasChanges else { finish(committed: false); return }
         let durable = mapping.durable
-        // New blocks go straight to the durable view: nothing can reach them before the commit.
-        // They are stored before any log record: a process killed in between (its stores to the
-        // shared mapping survive in program order) must never leave a COMMIT record whose blocks
-        // were not yet copied.
-        let blocks = newBlocks.keys, sizes = newBlocks.values
-        for i in 0..<blocks.count {
-            let offset = Int(blocks[i])
-            (durable + offset).copyMemory(from: working + offset, byteCount: sizes[i])
-            domain.flush(durable + offset, count: sizes[i])
-        }
         // The slot first, then the commit number: a thread waiting for a slot must not hold a
         // number, or the watermark could never pass it to free the slots it waits for.
         let slot = domain.acquireLogSlot(after: lastSlot, home: homeSlots)
@@ -248,6 +240,27 @@ final class TransactionContext {
         appendPairs(LogRecordKind.allocations, allocations)
         appendPairs(LogRecordKind.frees, frees)
         appendPairs(LogRecordKind.chunks, chunkWrites)
+        // New blocks are logged whole, like any other write, so that a complete log always
+        // carries them: whatever reaches the medium before the commit point, and in whatever
+        // order, recovery never replays a log whose new blocks are not there. A block too large
+        // for the log's remaining room is copied to the durable view instead, and made durable by
+        // a fence of its own before the COMMIT record is written.
+        let blocks = newBlocks.keys, sizes = newBlocks.values
+        let largestLogged = layout.logSlotSize / 16
+        var copiedBlocks = false
+        unloggedBlocks.removeAll()
+        for i in 0..<blocks.count where !full {
+            let offset = Int(blocks[i]), size = sizes[i].roundedUp(to: 8)
+            if size <= largestLogged && cursor + LogRecordKind.size(payload: size) + LogRecordKind.size(payload: 0) <= log.capacity {
+                full = !log.append(kind: LogRecordKind.data, offset: blocks[i], payload: working + offset, length: size, seq: seq, cursor: &cursor)
+            } else {
+                (durable + offset).copyMemory(from: working + offset, byteCount: sizes[i])
+                domain.flush(durable + offset, count: sizes[i])
+                unloggedBlocks.append(blocks[i])
+                copiedBlocks = true
+            }
+        }
+        if copiedBlocks && !full { domain.medium.fence() }
         if !full { full = !log.append(kind: LogRecordKind.commit, offset: 0, payload: nil, length: 0, seq: seq, cursor: &cursor) }
         if full {
             domain.abandonCommit(lane: lane)
@@ -272,6 +285,18 @@ final class TransactionContext {
                 for w in 0..<8 where mask & (1 << w) != 0 { target[w] = source[w] }
             }
             pendingWriteBack.append(UInt64(line))
+        }
+        for i in 0..<blocks.count where !unloggedBlocks.contains(blocks[i]) {
+            let offset = Int(blocks[i])
+            (durable + offset).copyMemory(from: working + offset, byteCount: sizes[i])
+            var line = offset & ~63
+            while line < offset + sizes[i] { pendingWriteBack.append(UInt64(line)); line += 64 }
+        }
+        for i in 0..<blocks.count where !unloggedBlocks.contains(blocks[i]) {
+            let offset = Int(blocks[i])
+            (durable + offset).copyMemory(from: working + offset, byteCount: sizes[i])
+            var line = offset & ~63
+            while line < offset + sizes[i] { pendingWriteBack.append(UInt64(line)); line += 64 }
         }
         var i = 0
         while i < allocations.count {

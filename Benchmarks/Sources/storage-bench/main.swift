@@ -1,0 +1,2 @@
+// written by the main engineer
+print("storage-bench")
