@@ -22,6 +22,18 @@ public struct HeapOptions: Sendable {
     public var logSlotSize = 256 << 10
     /// Create the pool when the file does not exist.
     public var createIfMissing = true
+    /// How a new pool makes commits durable: ``Durability/memory`` (cache-line flushes; power-safe
+    /// on persistent memory) or ``Durability/storage`` (a write-ahead log and `fdatasync`;
+    /// power-safe on any disk). Recorded in the pool: an existing pool keeps its own.
+    public var durability = Durability.memory
+    /// Storage mode: the capacity of the write-ahead log ring (`<pool>-wal`), in bytes (a
+    /// multiple of 4096, at least 64 KiB). A checkpoint runs when half of it is in use, so it
+    /// bounds recovery time. Recorded in the log at creation.
+    public var logCapacity = 64 << 20
+    /// Storage mode: whether a commit waits for `fdatasync` (``StorageSync/full``, the default) or
+    /// only for the write (``StorageSync/normal``, which may lose the last milliseconds of commits
+    /// on power loss). Chosen at every open.
+    public var storageSync = StorageSync.full
 
     public init() {}
 
@@ -29,6 +41,16 @@ public struct HeapOptions: Sendable {
         PoolLayout(chunkSize: chunkSize, maxChunks: max(1, maximumSize / chunkSize),
                    logSlotCount: logSlotCount, logSlotSize: logSlotSize)
     }
+}
+
+/// How a pool makes committed transactions durable. Chosen when the pool is created.
+public enum Durability: Sendable {
+    /// Cache-line write-backs and fences (`clwb` + `sfence`): power-safe on persistent memory
+    /// (DAX, CXL); on other file systems, safe against process crashes only.
+    case memory
+    /// A write-ahead log with `fdatasync` and group commit, and checkpoints to the pool file:
+    /// power-safe on any file system.
+    case storage
 }
 
 /// A persistent heap: a pool file mapped into memory, holding objects that survive crashes.
@@ -60,6 +82,10 @@ public final class Heap: @unchecked Sendable {
     public var isDAX: Bool { mapping.isDAX }
     /// The medium that makes stores durable.
     public let medium: any PersistenceMedium
+    /// How this pool makes commits durable (recorded in the pool at creation).
+    public var durability: Durability { storage == nil ? .memory : .storage }
+    /// Storage mode: the write-ahead log medium, which also checkpoints.
+    let storage: StorageMedium?
 
     @usableFromInline let base: UnsafeMutableRawPointer
     let mapping: PoolMapping
@@ -92,6 +118,9 @@ public final class Heap: @unchecked Sendable {
         public var replayedRecords = 0
         /// Transactions that had not reached their commit point: discarded, as if never run.
         public var discardedTransactions = 0
+        /// Storage mode: write-ahead log records replayed into the pool (those since the last
+        /// checkpoint).
+        public var replayedLogRecords = 0
         /// Time spent opening the pool (mapping, recovery, allocator), in seconds.
         public var openSeconds = 0.0
     }
@@ -106,16 +135,154 @@ public final class Heap: @unchecked Sendable {
     public convenience init(path: String, options: HeapOptions = HeapOptions(),
                             medium: (any PersistenceMedium)? = nil) throws(HeapError) {
         let started = ferrite_monotonic_nanoseconds()
+        let logPath = Self.logPath(forPool: path)
         if access(path, F_OK) != 0 {
             guard options.createIfMissing else { throw .systemError(operation: "open", path: path, errno: ENOENT) }
-            let layout = options.layout
-            if let problem = layout.validate() { throw .invalidOptions(problem) }
-            guard options.initialSize <= options.maximumSize else { throw .invalidOptions("initialSize exceeds maximumSize") }
-            let chunks = min(layout.maxChunks, max(1, (options.initialSize + layout.chunkSize - 1) / layout.chunkSize))
-            try PoolMapping.createFile(path: path, header: PoolHeader(layout: layout, uuid: UUID(), chunkCount: chunks))
+            let header = try Self.newHeader(options: options)
+            if options.durability == .storage {
+                // The log first, complete and synced under a temporary name, then renamed and the
+                // directory synced: a pool file never exists without its log.
+                let temporary = logPath + ".creating-\(getpid())"
+                let fd = Glibc.open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+                guard fd >= 0 else { throw .systemError(operation: "create", path: temporary, errno: errno) }
+                do {
+                    try WriteAheadLog.create(file: SystemFile(descriptor: fd, path: temporary, owned: true), uuid: header.uuid,
+                                             capacity: options.logCapacity, poolFileSize: header.layout.fileSize(chunks: header.chunkCount))
+                } catch {
+                    unlink(temporary)
+                    throw .systemError(operation: error.operation, path: error.path, errno: error.errno)
+                }
+                guard rename(temporary, logPath) == 0 else {
+                    let code = errno
+                    unlink(temporary)
+                    throw .systemError(operation: "rename", path: logPath, errno: code)
+                }
+                syncDirectory(of: logPath)
+            }
+            try PoolMapping.createFile(path: path, header: header)
         }
-        let (mapping, header) = try PoolMapping.openFile(path: path)
-        try self.init(mapping: mapping, header: header, medium: medium ?? CPUCacheMedium(), started: started)
+        let (fd, header, fileSize) = try PoolMapping.lockAndReadHeader(path: path)
+        if header.durability == .storage {
+            guard access(logPath, F_OK) == 0 else { Glibc.close(fd); throw .missingLog(path: logPath) }
+            let logFile: SystemFile
+            do { logFile = try SystemFile(opening: logPath) } catch {
+                Glibc.close(fd)
+                throw .systemError(operation: error.operation, path: error.path, errno: error.errno)
+            }
+            let poolFile = SystemFile(descriptor: fd, path: path, owned: false)
+            let opened = try Self.openStorage(fd: fd, poolFile: poolFile, logFile: logFile, header: header, fileSize: fileSize, options: options)
+            try self.init(mapping: opened.mapping, header: opened.header, medium: opened.medium, started: started, storage: opened.medium,
+                          replayedLogRecords: opened.replayed)
+        } else {
+            let mapping = try PoolMapping.memory(fd: fd, path: path, header: header)
+            try self.init(mapping: mapping, header: header, medium: medium ?? CPUCacheMedium(), started: started)
+        }
+    }
+
+    /// The path of a storage-mode pool's write-ahead log: the pool's, with `-wal` added.
+    public static func logPath(forPool path: String) -> String { path + "-wal" }
+
+    private static func newHeader(options: HeapOptions) throws(HeapError) -> PoolHeader {
+        let layout = options.layout
+        if let problem = layout.validate() { throw .invalidOptions(problem) }
+        guard options.initialSize <= options.maximumSize else { throw .invalidOptions("initialSize exceeds maximumSize") }
+        if options.durability == .storage {
+            guard options.logCapacity >= 64 << 10, options.logCapacity % 4096 == 0, options.logCapacity <= 1 << 36 else {
+                throw .invalidOptions("logCapacity \(options.logCapacity) must be a multiple of 4096 between 64 KiB and 64 GiB")
+            }
+        }
+        let chunks = min(layout.maxChunks, max(1, (options.initialSize + layout.chunkSize - 1) / layout.chunkSize))
+        return PoolHeader(layout: layout, uuid: UUID(), chunkCount: chunks, durability: options.durability)
+    }
+
+    /// Opens (creating them when the pool file is empty) a storage-mode pool and its log held in
+    /// any ``StorageFile``s: tests use a ``SimulatedDisk``'s.
+    @_spi(Testing) public convenience init(storagePool poolFile: any StorageFile, log logFile: any StorageFile,
+                                           options: HeapOptions = HeapOptions()) throws(HeapError) {
+        let started = ferrite_monotonic_nanoseconds()
+        func io<R>(_ body: () throws(FileError) -> R) throws(HeapError) -> R {
+            do { return try body() } catch { throw .systemError(operation: error.operation, path: error.path, errno: error.errno) }
+        }
+        if try io({ () throws(FileError) in try poolFile.size() }) == 0 {
+            var storageOptions = options
+            storageOptions.durability = .storage
+            let header = try Self.newHeader(options: storageOptions)
+            try io { () throws(FileError) in
+                try WriteAheadLog.create(file: logFile, uuid: header.uuid, capacity: options.logCapacity,
+                                         poolFileSize: header.layout.fileSize(chunks: header.chunkCount))
+                try poolFile.write(header.encoded(), at: 0)
+                try poolFile.setSize(header.layout.fileSize(chunks: header.chunkCount))
+                try poolFile.sync()
+            }
+        }
+        let fileSize = try io { () throws(FileError) in try poolFile.size() }
+        let bytes = try io { () throws(FileError) in try poolFile.read(count: min(fileSize, PoolLayout.headerSize), at: 0) }
+        let header = try bytes.withUnsafeBytes { raw in
+            Result { () throws(HeapError) in try PoolHeader.decode(raw, fileSize: fileSize, path: poolFile.path) }
+        }.get()
+        guard header.durability == .storage else { throw .invalidOptions("\(poolFile.path) is a memory-mode pool") }
+        let opened = try Self.openStorage(fd: -1, poolFile: poolFile, logFile: logFile, header: header, fileSize: fileSize, options: options)
+        try self.init(mapping: opened.mapping, header: opened.header, medium: opened.medium, started: started, storage: opened.medium,
+                      replayedLogRecords: opened.replayed)
+    }
+
+    /// Storage-mode recovery, first part: replays the log since the last checkpoint into the
+    /// durable view (re-extending the file if growth was lost), then checkpoints with a new
+    /// generation, so that records of this open can never be confused with stale ones. The memory
+    /// protocol's own recovery (redo logs above the watermark) follows, through the log.
+    private static func openStorage(fd: Int32, poolFile: any StorageFile, logFile: any StorageFile, header: PoolHeader,
+                                    fileSize: Int, options: HeapOptions)
+        throws(HeapError) -> (mapping: PoolMapping, header: PoolHeader, medium: StorageMedium, replayed: Int) {
+        func io<R>(_ body: () throws(FileError) -> R) throws(HeapError) -> R {
+            do { return try body() } catch { throw .systemError(operation: error.operation, path: error.path, errno: error.errno) }
+        }
+        let layout = header.layout
+        let log: WriteAheadLog, checkpoint: WriteAheadLog.Checkpoint
+        do {
+            (log, checkpoint) = try WriteAheadLog.open(file: logFile, uuid: header.uuid)
+        } catch {
+            if fd >= 0 { Glibc.close(fd) }
+            throw error
+        }
+        guard fileSize >= Int(checkpoint.poolFileSize) else {
+            if fd >= 0 { Glibc.close(fd) }
+            throw .truncated(path: poolFile.path, expectedBytes: Int(checkpoint.poolFileSize), actualBytes: fileSize)
+        }
+        // Which part of the pool the records reach: growth since the checkpoint may be lost.
+        var reach = layout.fileSize(chunks: header.chunkCount)
+        var beyond = false
+        _ = log.replay(generation: checkpoint.generation) { offset, _ in
+            if offset < 0 || offset % 64 != 0 || offset + 64 > layout.maximumSize { beyond = true } else { reach = max(reach, offset + 64) }
+        }
+        if beyond {
+            if fd >= 0 { Glibc.close(fd) }
+            throw .corruptLog(path: logFile.path, reason: "a record reaches outside the pool")
+        }
+        let chunksReached = (max(0, reach - layout.heapOffset) + layout.chunkSize - 1) / layout.chunkSize
+        let mapSize = layout.fileSize(chunks: min(layout.maxChunks, chunksReached))
+        do {
+            if fileSize < mapSize { try io { () throws(FileError) in try poolFile.setSize(mapSize) } }
+        } catch {
+            if fd >= 0 { Glibc.close(fd) }
+            throw error
+        }
+        let mapping = try PoolMapping.storage(fd: fd, file: poolFile, reserve: layout.maximumSize, map: mapSize)
+        let medium = StorageMedium(log: log, poolFile: poolFile, sync: options.storageSync, checkpoint: checkpoint,
+                                   durable: mapping.durable, extent: layout.maximumSize)
+        let durable = mapping.durable
+        let replayed = log.replay(generation: checkpoint.generation) { offset, content in
+            ferrite_copy_words(durable + offset, content, 8)
+            medium.noteReplayed(offset)
+        }
+        try io { () throws(FileError) in try medium.checkpoint() }
+        var recovered = header
+        recovered.chunkCount = Int(ferrite_atomic_load_u64(durable + PoolLayout.offChunkCount))
+        guard recovered.chunkCount >= 1, recovered.chunkCount <= layout.maxChunks else {
+            mapping.close()
+            throw .corruptHeader(path: poolFile.path, reason: "chunk count \(recovered.chunkCount) after replaying the log")
+        }
+        try mapping.grow(to: layout.fileSize(chunks: recovered.chunkCount))
+        return (mapping, recovered, medium, replayed.records)
     }
 
     /// Opens a pool image held in memory (tests open simulated crash images this way).
@@ -141,8 +308,10 @@ public final class Heap: @unchecked Sendable {
         return image
     }
 
-    private init(mapping: PoolMapping, header: PoolHeader, medium: any PersistenceMedium, started: UInt64) throws(HeapError) {
+    private init(mapping: PoolMapping, header: PoolHeader, medium: any PersistenceMedium, started: UInt64,
+                 storage: StorageMedium? = nil, replayedLogRecords: Int = 0) throws(HeapError) {
         self.mapping = mapping
+        self.storage = storage
         self.base = mapping.working
         self.layout = header.layout
         self.uuid = header.uuid
@@ -154,6 +323,7 @@ public final class Heap: @unchecked Sendable {
         let layout = header.layout
         let durable = mapping.durable
         var report = RecoveryReport()
+        report.replayedLogRecords = replayedLogRecords
         var watermark = ferrite_atomic_load_u64(durable + PoolLayout.offAppliedSeq)
         let slotSeqs = (0..<layout.logSlotCount).map { ferrite_atomic_load_u64(durable + layout.logSlotOffset($0)) }
         let recoveryDomain = PersistDomain(medium: medium, durable: durable, layout: layout, watermark: watermark,
@@ -177,6 +347,13 @@ public final class Heap: @unchecked Sendable {
             medium.flush(durable + PoolLayout.offAppliedSeq, count: 8)
             medium.fence()
         }
+        if let storage {
+            // The working view reads the file's pages: they must hold everything recovered.
+            do { try storage.checkpoint() } catch {
+                mapping.close()
+                throw .systemError(operation: error.operation, path: error.path, errno: error.errno)
+            }
+        }
         try mapping.mapWorking()
         let domain = PersistDomain(medium: medium, durable: durable, layout: layout, watermark: watermark,
                                    highestSeq: slotSeqs.max() ?? 0, slotSeqs: slotSeqs)
@@ -193,6 +370,7 @@ public final class Heap: @unchecked Sendable {
         loadPoolTypes()
         report.openSeconds = Double(ferrite_monotonic_nanoseconds() - started) / 1e9
         recovery = report
+        storage?.startBackground()
     }
 
     deinit {
@@ -211,7 +389,18 @@ public final class Heap: @unchecked Sendable {
             contexts.removeAll()
         }
         pthread_key_delete(key)
+        storage?.close()
         mapping.close()
+    }
+
+    /// Storage mode: writes every page changed since the last checkpoint to the pool file and
+    /// moves the log's replay point past them (a checkpoint also runs by itself whenever half the
+    /// log is in use, and at close). Memory mode: does nothing.
+    public func checkpoint() throws(HeapError) {
+        guard !isClosed, let storage else { return }
+        do { try storage.checkpoint() } catch {
+            throw .systemError(operation: error.operation, path: error.path, errno: error.errno)
+        }
     }
 
     // MARK: Thread contexts and log slots

@@ -13,6 +13,10 @@ public enum HeapError: Error, CustomStringConvertible, Equatable, Sendable {
     case corruptHeader(path: String, reason: String)
     /// The pool uses a durability mode this build cannot open.
     case unsupportedDurability(path: String, mode: UInt32)
+    /// A storage-mode pool's write-ahead log (`<pool>-wal`) is missing.
+    case missingLog(path: String)
+    /// A storage-mode pool's write-ahead log is damaged or belongs to another pool.
+    case corruptLog(path: String, reason: String)
     /// Another process (or another `Heap` in this process) has the pool open.
     case poolLocked(path: String)
     /// The pool has reached its maximum size and has no free space of the size asked for.
@@ -56,6 +60,10 @@ public enum HeapError: Error, CustomStringConvertible, Equatable, Sendable {
             "\(path) has a corrupt pool header (\(reason)). The file was not modified; restore it from a backup."
         case .unsupportedDurability(let path, let mode):
             "\(path) uses durability mode \(mode), which this build cannot open."
+        case .missingLog(let path):
+            "\(path) is missing: a storage-mode pool cannot be opened without its write-ahead log, which holds its latest commits. Restore the log next to the pool (it is named after the pool, with -wal added)."
+        case .corruptLog(let path, let reason):
+            "\(path) is not this pool's write-ahead log (\(reason)). Nothing was modified; restore the pool and its log together from a backup."
         case .poolLocked(let path):
             "\(path) is already open in another process or Heap. Close it there first; a pool has one owner at a time."
         case .poolFull(let requested, let maximum):

@@ -53,3 +53,48 @@ final class SpinLock: @unchecked Sendable {
         return try body()
     }
 }
+
+/// A mutex with a condition variable: for threads that sleep until another changes shared state.
+final class ConditionLock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
+
+    init() {
+        mutex = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128).bindMemory(to: pthread_mutex_t.self, capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+        condition = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128).bindMemory(to: pthread_cond_t.self, capacity: 1)
+        condition.initialize(to: pthread_cond_t())
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        UnsafeMutableRawPointer(condition).deallocate()
+        UnsafeMutableRawPointer(mutex).deallocate()
+    }
+
+    @inline(__always) func lock() { pthread_mutex_lock(mutex) }
+    @inline(__always) func unlock() { pthread_mutex_unlock(mutex) }
+    /// Sleeps until woken (the lock must be held; it is held again on return). Wake-ups may be
+    /// spurious: wait in a loop that rechecks its condition.
+    func wait() { pthread_cond_wait(condition, mutex) }
+    /// Sleeps until woken or `nanoseconds` have passed.
+    func wait(nanoseconds: Int) {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let total = Int(now.tv_nsec) + nanoseconds
+        var deadline = timespec(tv_sec: now.tv_sec + total / 1_000_000_000, tv_nsec: total % 1_000_000_000)
+        pthread_cond_timedwait(condition, mutex, &deadline)
+    }
+    /// Wakes every sleeping thread.
+    func broadcast() { pthread_cond_broadcast(condition) }
+
+    @inline(__always)
+    func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        lock()
+        defer { unlock() }
+        return try body()
+    }
+}

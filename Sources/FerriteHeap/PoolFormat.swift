@@ -7,6 +7,7 @@ struct PoolLayout: Equatable {
     static let formatVersion: UInt32 = 1
     static let headerSize = 4096
     static let durabilityMemory: UInt32 = 1
+    static let durabilityStorage: UInt32 = 2
 
     // Immutable header fields (bytes 0..<128, checksummed).
     static let offMagic = 0, offVersion = 8, offHeaderSize = 12, offUUID = 16, offDurability = 32
@@ -56,6 +57,7 @@ struct PoolHeader {
     var layout: PoolLayout
     var uuid: UUID
     var chunkCount: Int
+    var durability: Durability = .memory
 
     /// Encodes a fresh header (4096 bytes).
     func encoded() -> [UInt8] {
@@ -66,7 +68,7 @@ struct PoolHeader {
             p.storeBytes(of: PoolLayout.formatVersion, toByteOffset: PoolLayout.offVersion, as: UInt32.self)
             p.storeBytes(of: UInt32(PoolLayout.headerSize), toByteOffset: PoolLayout.offHeaderSize, as: UInt32.self)
             withUnsafeBytes(of: uuid.uuid) { (p + PoolLayout.offUUID).copyMemory(from: $0.baseAddress!, byteCount: 16) }
-            p.storeBytes(of: PoolLayout.durabilityMemory, toByteOffset: PoolLayout.offDurability, as: UInt32.self)
+            p.storeBytes(of: durability == .storage ? PoolLayout.durabilityStorage : PoolLayout.durabilityMemory, toByteOffset: PoolLayout.offDurability, as: UInt32.self)
             p.storeBytes(of: UInt64(layout.chunkSize), toByteOffset: PoolLayout.offChunkSize, as: UInt64.self)
             p.storeBytes(of: UInt64(layout.maxChunks), toByteOffset: PoolLayout.offMaxChunks, as: UInt64.self)
             p.storeBytes(of: UInt64(layout.logSlotCount), toByteOffset: PoolLayout.offLogSlotCount, as: UInt64.self)
@@ -83,7 +85,9 @@ struct PoolHeader {
         return bytes
     }
 
-    /// Decodes and checks a header. `fileSize` is the size of the file it came from.
+    /// Decodes and checks a header. `fileSize` is the size of the file it came from. A storage-mode
+    /// pool's size is checked against its log instead (growth since the last checkpoint may not
+    /// have reached the file yet).
     static func decode(_ bytes: UnsafeRawBufferPointer, fileSize: Int, path: String) throws(HeapError) -> PoolHeader {
         guard bytes.count >= 8, fileSize >= 8 else { throw .notAPool(path: path) }
         let p = bytes.baseAddress!
@@ -105,7 +109,10 @@ struct PoolHeader {
             throw .corruptHeader(path: path, reason: "format version \(version)")
         }
         let durability = p.loadUnaligned(fromByteOffset: PoolLayout.offDurability, as: UInt32.self)
-        guard durability == PoolLayout.durabilityMemory else { throw .unsupportedDurability(path: path, mode: durability) }
+        guard durability == PoolLayout.durabilityMemory || durability == PoolLayout.durabilityStorage else {
+            throw .unsupportedDurability(path: path, mode: durability)
+        }
+        let mode: Durability = durability == PoolLayout.durabilityStorage ? .storage : .memory
         func field(_ offset: Int) -> Int { Int(truncatingIfNeeded: p.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) }
         let layout = PoolLayout(chunkSize: field(PoolLayout.offChunkSize), maxChunks: field(PoolLayout.offMaxChunks),
                                 logSlotCount: field(PoolLayout.offLogSlotCount), logSlotSize: field(PoolLayout.offLogSlotSize))
@@ -124,9 +131,9 @@ struct PoolHeader {
             throw .corruptHeader(path: path, reason: "type count \(typeCount) out of range")
         }
         let needed = layout.fileSize(chunks: chunkCount)
-        guard fileSize >= needed else { throw .truncated(path: path, expectedBytes: needed, actualBytes: fileSize) }
+        guard fileSize >= needed || mode == .storage else { throw .truncated(path: path, expectedBytes: needed, actualBytes: fileSize) }
         var raw = uuid_t(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         withUnsafeMutableBytes(of: &raw) { $0.copyMemory(from: UnsafeRawBufferPointer(start: p + PoolLayout.offUUID, count: 16)) }
-        return PoolHeader(layout: layout, uuid: UUID(uuid: raw), chunkCount: chunkCount)
+        return PoolHeader(layout: layout, uuid: UUID(uuid: raw), chunkCount: chunkCount, durability: mode)
     }
 }

@@ -1,4 +1,5 @@
 import CFerriteShim
+import FerriteMedium
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -9,6 +10,8 @@ import Glibc
 ///
 /// - The *durable view* (`MAP_SHARED`, with `MAP_SYNC` on DAX) is the medium: only committed
 ///   data is ever stored there, by the commit protocol, and written back with cache-line flushes.
+///   In storage mode it is `MAP_PRIVATE` instead: the write-ahead log makes its lines durable, and
+///   checkpoints write its pages to the file.
 /// - The *working view* (`MAP_PRIVATE`) is what objects are read and written through. Pages are
 ///   shared with the file until first written, then private to the process: a transaction's
 ///   stores there can never reach the file before it commits, and are lost with the process.
@@ -22,11 +25,13 @@ final class PoolMapping: @unchecked Sendable {
     let fd: Int32
     /// Whether the durable view is mapped with MAP_SYNC (a DAX file system).
     let isDAX: Bool
+    /// Storage mode: the pool file, which only checkpoints write. The durable view is private.
+    let storageFile: (any StorageFile)?
     private var workingMapped = false
 
-    /// Opens (and locks) an existing pool file, reads and checks its header, and maps its durable
-    /// view. Nothing is written to the file.
-    static func openFile(path: String) throws(HeapError) -> (PoolMapping, PoolHeader) {
+    /// Opens (and locks) an existing pool file and reads and checks its header. Nothing is
+    /// written to the file. Returns the open descriptor, which holds the lock.
+    static func lockAndReadHeader(path: String) throws(HeapError) -> (fd: Int32, header: PoolHeader, fileSize: Int) {
         let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { throw .systemError(operation: "open", path: path, errno: errno) }
         var ok = false
@@ -44,10 +49,41 @@ final class PoolMapping: @unchecked Sendable {
         let header = try headerBytes.withUnsafeBytes { raw in
             Result { () throws(HeapError) in try PoolHeader.decode(raw, fileSize: fileSize, path: path) }
         }.get()
-        let mapping = try PoolMapping(fd: fd, path: path, reserve: header.layout.maximumSize,
-                                      map: header.layout.fileSize(chunks: header.chunkCount))
         ok = true
-        return (mapping, header)
+        return (fd, header, fileSize)
+    }
+
+    /// Maps a memory-mode pool's durable view (`MAP_SHARED`, `MAP_SYNC` on DAX). Takes over `fd`.
+    static func memory(fd: Int32, path: String, header: PoolHeader) throws(HeapError) -> PoolMapping {
+        do {
+            return try PoolMapping(fd: fd, path: path, reserve: header.layout.maximumSize,
+                                   map: header.layout.fileSize(chunks: header.chunkCount), storage: nil)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+    }
+
+    /// Maps a storage-mode pool's durable view: private memory holding the file's content, which
+    /// only checkpoints write back (through `file`). `fd` is the file's descriptor (taken over),
+    /// or -1 for a simulated file, whose content is read into anonymous memory.
+    static func storage(fd: Int32, file: any StorageFile, reserve: Int, map: Int) throws(HeapError) -> PoolMapping {
+        let mapping: PoolMapping
+        do {
+            mapping = try PoolMapping(fd: fd, path: file.path, reserve: reserve, map: map, storage: file)
+        } catch {
+            if fd >= 0 { Glibc.close(fd) }
+            throw error
+        }
+        if fd < 0 {
+            do {
+                _ = try file.read(into: UnsafeMutableRawBufferPointer(start: mapping.durable, count: map), at: 0)
+            } catch {
+                mapping.close()
+                throw .systemError(operation: error.operation, path: error.path, errno: error.errno)
+            }
+        }
+        return mapping
     }
 
     /// Creates a new pool file atomically: it is written under a temporary name, synced, and
@@ -72,12 +108,12 @@ final class PoolMapping: @unchecked Sendable {
 
     /// Anonymous views holding `image` (tests open crash images this way).
     static func anonymous(image: UnsafeRawBufferPointer, reserve: Int) throws(HeapError) -> PoolMapping {
-        let mapping = try PoolMapping(fd: -1, path: "<memory>", reserve: reserve, map: reserve)
+        let mapping = try PoolMapping(fd: -1, path: "<memory>", reserve: reserve, map: reserve, storage: nil)
         mapping.durable.copyMemory(from: image.baseAddress!, byteCount: image.count)
         return mapping
     }
 
-    private init(fd: Int32, path: String, reserve: Int, map: Int) throws(HeapError) {
+    private init(fd: Int32, path: String, reserve: Int, map: Int, storage: (any StorageFile)?) throws(HeapError) {
         let reserveSize = reserve.roundedUp(to: 1 << 21)
         guard let durable = ferrite_reserve_address_space(reserveSize) else {
             throw .systemError(operation: "reserve address space", path: path, errno: errno)
@@ -91,7 +127,16 @@ final class PoolMapping: @unchecked Sendable {
         self.reservedSize = reserveSize
         self.path = path
         self.fd = fd
-        if fd >= 0 {
+        self.storageFile = storage
+        if fd >= 0 && storage != nil {
+            guard mmap(durable, map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0) != MAP_FAILED else {
+                let code = errno
+                ferrite_release_address_space(durable, reserveSize)
+                ferrite_release_address_space(working, reserveSize)
+                throw .systemError(operation: "mmap", path: path, errno: code)
+            }
+            self.isDAX = false
+        } else if fd >= 0 {
             var synced: Int32 = 0
             let result = ferrite_map_fixed(durable, map, fd, 1, &synced)
             guard result == 0 else {
@@ -130,7 +175,27 @@ final class PoolMapping: @unchecked Sendable {
     func grow(to newSize: Int) throws(HeapError) {
         guard newSize > mappedSize else { return }
         precondition(newSize <= reservedSize)
-        if fd >= 0 {
+        if let storageFile {
+            // Storage mode: the file grows now (pages beyond its end cannot be mapped); the new
+            // size becomes durable with the next checkpoint's sync, and recovery re-extends a file
+            // whose growth was lost. Both views map the new range privately.
+            do {
+                if try storageFile.size() < newSize { try storageFile.setSize(newSize) }
+            } catch {
+                throw .systemError(operation: error.operation, path: error.path, errno: error.errno)
+            }
+            if fd >= 0 {
+                let added = newSize - mappedSize
+                guard mmap(durable + mappedSize, added, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, off_t(mappedSize)) != MAP_FAILED else {
+                    throw .systemError(operation: "mmap", path: path, errno: errno)
+                }
+                if workingMapped {
+                    guard mmap(working + mappedSize, added, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, off_t(mappedSize)) != MAP_FAILED else {
+                        throw .systemError(operation: "mmap", path: path, errno: errno)
+                    }
+                }
+            }
+        } else if fd >= 0 {
             guard ftruncate(fd, off_t(newSize)) == 0 else { throw .systemError(operation: "ftruncate", path: path, errno: errno) }
             guard fsync(fd) == 0 else { throw .systemError(operation: "fsync", path: path, errno: errno) }
             let added = newSize - mappedSize

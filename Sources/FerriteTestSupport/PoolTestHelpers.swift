@@ -2,11 +2,12 @@ import Foundation
 @_spi(Testing) import FerriteHeap
 import FerriteMedium
 
-/// A temporary directory (on /dev/shm when there is one), removed when released.
+/// A temporary directory (on /dev/shm when there is one, unless `onDisk`: storage mode is tested on
+/// a real disk), removed when released.
 public final class TemporaryDirectory {
     public let path: String
-    public init() {
-        let base = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
+    public init(onDisk: Bool = false) {
+        let base = !onDisk && FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
         path = base + "/ferrite-test-\(UUID().uuidString)"
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
@@ -42,4 +43,24 @@ public func makeSimulatedHeap(maximumSize: Int = 1 << 20, logSlotSize: Int = 64 
     let view = heap.durableView
     medium.watch(view.base, size: view.size)
     return (heap, medium)
+}
+
+/// Options for small storage-mode pools: a small log, so that checkpoints come often.
+public func smallStorageOptions(maximumSize: Int = 1 << 20, logCapacity: Int = 64 << 10, sync: StorageSync = .full) -> HeapOptions {
+    var options = smallPoolOptions(maximumSize: maximumSize)
+    options.logSlotSize = 64 << 10
+    options.durability = .storage
+    options.logCapacity = logCapacity
+    options.storageSync = sync
+    return options
+}
+
+/// Opens (creating it when the disk holds none) the storage-mode pool of a simulated disk.
+public func openStorage(on disk: SimulatedDisk, options: HeapOptions = smallStorageOptions()) throws -> Heap {
+    try Result { () throws(HeapError) in try Heap(storagePool: disk.file("pool"), log: disk.file("pool-wal"), options: options) }.get()
+}
+
+/// Opens a crash image of a simulated disk (file name -> content).
+public func openStorageImage(_ image: [String: [UInt8]], options: HeapOptions = smallStorageOptions()) throws -> Heap {
+    try openStorage(on: SimulatedDisk(image: image), options: options)
 }

@@ -90,7 +90,11 @@ import FerriteTestSupport
 
     @Test func dictionaryGrowsIncrementallyWithoutLosingKeys() throws {
         let directory = TemporaryDirectory()
-        let heap = try Heap(path: directory.file("grow.pool"), options: smallPoolOptions(maximumSize: 64 << 20, chunkSize: 64 << 10))
+        // Log slots large enough to free a whole old table at once: the segment-size knob is
+        // global, and a test running alongside may shrink segments to 16 slots (1,000+ frees).
+        var options = smallPoolOptions(maximumSize: 64 << 20, chunkSize: 64 << 10)
+        options.logSlotSize = 64 << 10
+        let heap = try Heap(path: directory.file("grow.pool"), options: options)
         defer { heap.close() }
         PersistentDictionaryTuning.segmentSlotsShift.store(8, ordering: .relaxed)  // many segments
         let dictionary = try PersistentDictionary<Int, Int>.make(in: heap)

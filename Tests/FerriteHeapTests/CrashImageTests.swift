@@ -19,8 +19,14 @@ import FerriteMedium
 
     /// Opens a crash image, recovers it and checks it against what each thread committed.
     static func check(image: [UInt8], threads: [Progress.Thread]) -> String? {
+        check(threads: threads) { try openImage(image) }
+    }
+
+    /// Recovers the heap `open` returns and checks it against what each thread committed: the
+    /// last committed state or the pending one, or with `anyPrefix`, any committed state.
+    static func check(threads: [Progress.Thread], anyPrefix: Bool = false, open: () throws -> Heap) -> String? {
         do {
-            let heap = try openImage(image)
+            let heap = try open()
             defer { heap.close() }
             try heap.register(Cell.self)
             try heap.register(Table.self)
@@ -32,6 +38,7 @@ import FerriteMedium
                 let committed = thread.committed.last!
                 if found == committed { continue }
                 if let pending = thread.pending, found == pending { continue }
+                if anyPrefix && thread.committed.contains(found) { continue }
                 return "thread \(index): recovered \(found), committed \(committed), pending \(String(describing: thread.pending))"
             }
             if threads.count > 1, let shared = try heap.root("shared", as: Cell.self), shared.a != counters {

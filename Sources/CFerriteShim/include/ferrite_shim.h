@@ -106,6 +106,15 @@ void ferrite_release_address_space(void *address, size_t length);
 /// (both `words` long), at most `capacity` of them. Returns how many differ in total.
 size_t ferrite_diff_words(const uint64_t *a, const uint64_t *b, size_t words, uint64_t *out, size_t capacity);
 
+/// Copies `words` aligned 8-byte words with one 8-byte load and store each, so that a word
+/// another thread stores concurrently is copied either whole-old or whole-new, never torn
+/// (memcpy makes no such promise). Storage mode captures lines and pages this way.
+static inline void ferrite_copy_words(void *target, const void *source, size_t words) {
+    uint64_t *out = (uint64_t *)target;
+    const uint64_t *in = (const uint64_t *)source;
+    for (size_t i = 0; i < words; i++) out[i] = __atomic_load_n(in + i, __ATOMIC_RELAXED);
+}
+
 /// A monotonic clock in nanoseconds (CLOCK_MONOTONIC).
 uint64_t ferrite_monotonic_nanoseconds(void);
 

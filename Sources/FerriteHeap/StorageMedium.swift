@@ -1,0 +1,256 @@
+import CFerriteShim
+import FerriteMedium
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How a storage-mode commit waits for the disk.
+public enum StorageSync: Sendable {
+    /// A transaction returns once its log record is on the disk (`fdatasync`), shared with the
+    /// commits of other threads (group commit). Survives power loss. The default.
+    case full
+    /// A transaction returns once its log record is written to the file, not synced: a
+    /// background thread syncs every 10 ms. Survives process crashes; **power loss or a kernel
+    /// crash may lose the last few milliseconds of commits** (always a whole number of them, the
+    /// latest), like SQLite's `synchronous=NORMAL`.
+    case normal
+}
+
+/// The medium of storage mode: durability through a write-ahead log, not cache-line flushes.
+///
+/// The commit protocol is memory mode's, unchanged; only what makes a range durable differs. The
+/// durable view is private memory (a `MAP_PRIVATE` mapping of the pool file): nothing reaches the
+/// pool file but checkpoints. ``flush(_:count:)`` notes the calling thread's lines; ``fence()``
+/// appends them, with their current content, as one checksummed record to the log (split in
+/// several if it is very large), and waits until the log is synced (group commit). A fence thus
+/// does what memory mode's does: every line the thread flushed before it is durable when it
+/// returns. Lines are taken while the log is locked, so records are in the order their contents
+/// were taken, and replaying them in LSN order never moves a line back past a fenced version.
+///
+/// A *checkpoint* writes the pages that records changed to the pool file and records, in the log
+/// header, the LSN from which recovery replays: it bounds the log and recovery time.
+final class StorageMedium: PersistenceMedium, @unchecked Sendable {
+    let log: WriteAheadLog
+    let poolFile: any StorageFile
+    let sync: StorageSync
+    /// The generation of the records this medium appends (one more than the last open's).
+    let generation: UInt64
+    private let durable: UnsafeMutableRawPointer
+    private let extent: Int
+
+    /// Per-thread state: the lines flushed since the thread's last fence, and a record buffer.
+    final class ThreadState {
+        var lines = ScratchBuffer<UInt64>()
+        var record: UnsafeMutableRawPointer
+        init(size: Int) { record = .allocate(byteCount: size, alignment: 64) }
+        deinit { lines.deallocate(); record.deallocate() }
+    }
+    private var key = pthread_key_t()
+    private let threadsLock = Lock()
+    private var threads: [ThreadState] = []
+
+    /// Pages changed by records since the last checkpoint, guarded by the log's lock (marked
+    /// while a record is built): a bitmap, and the list of the set bits.
+    private let dirtyBits: UnsafeMutablePointer<UInt64>
+    @exclusivity(unchecked) private var dirtyPages: [Int] = []
+    static let pageSize = 4096
+
+    private let checkpointLock = Lock()
+    @exclusivity(unchecked) private var checkpointCounter: UInt64
+    @exclusivity(unchecked) private(set) var checkpointCount = 0
+
+    /// The background thread: syncs every 10 ms in `.normal` mode, and checkpoints when half the
+    /// ring is in use.
+    private let background = ConditionLock()
+    @exclusivity(unchecked) private var stopping = false
+    @exclusivity(unchecked) private var backgroundRunning = false
+    private let backgroundDone = DispatchSemaphore(value: 0)
+
+    init(log: WriteAheadLog, poolFile: any StorageFile, sync: StorageSync, checkpoint: WriteAheadLog.Checkpoint,
+         durable: UnsafeMutableRawPointer, extent: Int) {
+        self.log = log
+        self.poolFile = poolFile
+        self.sync = sync
+        self.generation = checkpoint.generation + 1
+        self.checkpointCounter = checkpoint.counter
+        self.durable = durable
+        self.extent = extent
+        let pages = (extent + Self.pageSize - 1) / Self.pageSize
+        dirtyBits = .allocate(capacity: (pages + 63) / 64)
+        dirtyBits.initialize(repeating: 0, count: (pages + 63) / 64)
+        pthread_key_create(&key, nil)
+    }
+
+    deinit {
+        pthread_key_delete(key)
+        dirtyBits.deallocate()
+    }
+
+    var description: String { sync == .full ? "write-ahead log + fdatasync (group commit)" : "write-ahead log, synced every 10 ms" }
+
+    private func threadState() -> ThreadState {
+        if let existing = pthread_getspecific(key) { return Unmanaged<ThreadState>.fromOpaque(existing).takeUnretainedValue() }
+        let state = ThreadState(size: log.maximumRecordSize)
+        threadsLock.withLock { threads.append(state) }
+        pthread_setspecific(key, Unmanaged.passUnretained(state).toOpaque())
+        return state
+    }
+
+    /// Marks the page of a durable-view offset changed since the last checkpoint. Log locked.
+    @inline(__always)
+    private func markDirty(_ offset: Int) {
+        let page = offset / Self.pageSize
+        let mask: UInt64 = 1 << UInt64(page % 64)
+        if dirtyBits[page / 64] & mask == 0 {
+            dirtyBits[page / 64] |= mask
+            dirtyPages.append(page)
+        }
+    }
+
+    // MARK: PersistenceMedium
+
+    func flush(_ address: UnsafeRawPointer, count: Int) {
+        guard count > 0 else { return }
+        let start = address - UnsafeRawPointer(durable)
+        precondition(start >= 0 && start + count <= extent, "flush outside the durable view")
+        let state = threadState()
+        var line = start & ~63
+        while line < start + count {
+            state.lines.append(UInt64(line))
+            line += 64
+        }
+    }
+
+    func fence() {
+        let state = threadState()
+        guard !state.lines.isEmpty else { return }
+        var lines = (0..<state.lines.count).map { Int(state.lines[$0]) }
+        state.lines.removeAll()
+        lines.sort()
+        var unique = 0
+        for line in lines where unique == 0 || lines[unique - 1] != line {
+            lines[unique] = line
+            unique += 1
+        }
+        let perRecord = (log.maximumRecordSize - WriteAheadLog.recordSize(lines: 0)) / WriteAheadLog.lineEntrySize
+        var end: UInt64 = 0
+        var first = 0
+        while first < unique {
+            let count = min(perRecord, unique - first)
+            let part = first
+            end = log.append(size: WriteAheadLog.recordSize(lines: count), makeRoom: { checkpointOrWait() }) { lsn in
+                let record = state.record
+                for i in 0..<count {
+                    let offset = lines[part + i]
+                    let entry = record + WriteAheadLog.recordHeaderSize + i * WriteAheadLog.lineEntrySize
+                    entry.storeBytes(of: UInt64(offset), as: UInt64.self)
+                    ferrite_copy_words(entry + 8, durable + offset, 8)
+                    markDirty(offset)
+                }
+                log.seal(record, lines: count, lsn: lsn, generation: generation)
+                return UnsafeRawPointer(record)
+            }
+            first += count
+        }
+        if backgroundRunning && log.used > log.capacity / 2 { background.withLock { background.broadcast() } }
+        log.waitDurable(through: end, sync: sync == .full)
+    }
+
+    // MARK: Checkpoints
+
+    /// Runs a checkpoint unless one is running, in which case it waits for that one (the ring is
+    /// full: an appender makes room).
+    private func checkpointOrWait() {
+        do { try checkpoint() } catch {
+            fatalError("Ferrite storage mode: a checkpoint failed: \(error). Stopping: the log could no longer take commits.")
+        }
+    }
+
+    /// Writes every page records changed to the pool file, then records (durably) that replay
+    /// starts at the LSN the pages were taken at, freeing the ring below it.
+    ///
+    /// Pages are copied from the durable view at some time after that LSN: they may hold newer
+    /// content than its records, even content of fences not yet appended. That is what memory
+    /// mode allows of lines written but not yet fenced, provided every record appended before the
+    /// pages were taken is durable before the checkpoint record is: it is synced first. (With
+    /// ``StorageSync/normal``, before each batch of pages is written, too.)
+    func checkpoint() throws(FileError) {
+        checkpointLock.lock()
+        defer { checkpointLock.unlock() }
+        var pages: [Int] = []
+        let lsn = log.withAppendLock { appended in
+            pages = dirtyPages
+            dirtyPages.removeAll(keepingCapacity: true)
+            for page in pages { dirtyBits[page / 64] &= ~(1 << UInt64(page % 64)) }
+            return appended
+        }
+        pages.sort()
+        // Runs of pages, copied word by word (never a torn word), written with one pwrite each.
+        let bufferPages = 256
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: bufferPages * Self.pageSize, alignment: 4096)
+        defer { buffer.deallocate() }
+        var i = 0
+        while i < pages.count {
+            var run = 1
+            while i + run < pages.count && run < bufferPages && pages[i + run] == pages[i] + run { run += 1 }
+            let offset = pages[i] * Self.pageSize
+            ferrite_copy_words(buffer, durable + offset, run * Self.pageSize / 8)
+            if sync == .normal {
+                // The pages may hold effects of commits whose fences returned once their records
+                // were written, not synced: those records must be durable before the pages can
+                // reach the disk (the write-ahead rule). With `.full`, every fence that returned
+                // is synced already, and what else the pages hold was never fenced.
+                log.waitDurable(through: log.end, sync: true)
+            }
+            try poolFile.write(UnsafeRawBufferPointer(start: buffer, count: run * Self.pageSize), at: offset)
+            i += run
+        }
+        log.waitDurable(through: log.end, sync: true)
+        try poolFile.sync()
+        let size = try poolFile.size()
+        checkpointCounter += 1
+        try log.writeCheckpoint(.init(counter: checkpointCounter, lsn: lsn, generation: generation, poolFileSize: UInt64(size)))
+        checkpointCount += 1
+    }
+
+    /// Notes the pages of lines recovery replayed from the log, so that the first checkpoint
+    /// writes them.
+    func noteReplayed(_ offset: Int) { log.withAppendLock { _ in markDirty(offset) } }
+
+    // MARK: Background work
+
+    /// Starts the background thread (syncs in `.normal` mode, checkpoints at half the ring).
+    func startBackground() {
+        backgroundRunning = true
+        let thread = Thread { [self] in
+            background.lock()
+            while !stopping {
+                background.wait(nanoseconds: 10_000_000)
+                if stopping { break }
+                background.unlock()
+                if sync == .normal { log.waitDurable(through: log.end, sync: true) }
+                if log.used > log.capacity / 2 { checkpointOrWait() }
+                background.lock()
+            }
+            background.unlock()
+            backgroundDone.signal()
+        }
+        thread.name = "ferrite-checkpointer"
+        thread.start()
+    }
+
+    /// Stops the background thread, then syncs and checkpoints everything (a clean close: the
+    /// next open replays nothing).
+    func close() {
+        if backgroundRunning {
+            background.withLock { stopping = true; background.broadcast() }
+            backgroundDone.wait()
+            backgroundRunning = false
+        }
+        do { try checkpoint() } catch {
+            // Everything committed is in the log already: the next open replays it.
+            FileHandle.standardError.write(Data("Ferrite: the closing checkpoint failed (\(error)); the next open recovers from the log.\n".utf8))
+        }
+    }
+}

@@ -1,0 +1,304 @@
+import CFerriteShim
+import FerriteMedium
+import Foundation
+
+/// The write-ahead log of a storage-mode pool (`<pool>-wal`; docs/pool-format.md, "Storage mode").
+///
+/// A 4 KiB header (identity, then two checkpoint records in sectors of their own) followed by a
+/// ring of `capacity` bytes. Records are addressed by their *log sequence number* (LSN): the byte
+/// position in an endless stream, stored at `4096 + lsn % capacity`. The live part of the ring
+/// runs from the checkpoint's LSN to the end of the appended records; appending waits (or runs a
+/// checkpoint) when it would overwrite the live part.
+///
+/// Group commit: a thread that needs its record durable either finds a sync under way that will
+/// cover it, and sleeps, or becomes the leader: it writes every record appended so far with one
+/// or two `pwrite`s and issues one `fdatasync` for all of them.
+final class WriteAheadLog: @unchecked Sendable {
+    static let magic: UInt64 = 0x314C_4157_5252_4546  // "FERRWAL1", little-endian
+    static let formatVersion: UInt32 = 1
+    static let headerSize = 4096
+    /// Where the two checkpoint records live: sectors of their own, written alternately.
+    static let checkpointOffsets = [512, 1024]
+    static let recordHeaderSize = 24
+    static let lineEntrySize = 72
+
+    /// A checkpoint: every effect of records below `lsn` is in the pool file, which was
+    /// `poolFileSize` bytes long and synced. Records from `lsn` on, of `generation`, are replayed.
+    struct Checkpoint: Equatable {
+        var counter: UInt64
+        var lsn: UInt64
+        var generation: UInt64
+        var poolFileSize: UInt64
+    }
+
+    let file: any StorageFile
+    let capacity: Int
+    /// Mixed into every checksum, so that a log of another pool never validates.
+    let salt: UInt64
+    /// The largest record: a fence with more lines is split into several records.
+    var maximumRecordSize: Int { capacity / 4 }
+
+    /// Mirror of the ring: records are built here and written to the file from here.
+    private let ring: UnsafeMutableRawPointer
+    private let state = ConditionLock()
+    // Guarded by `state`:
+    @exclusivity(unchecked) private(set) var appended: UInt64
+    @exclusivity(unchecked) private(set) var written: UInt64
+    @exclusivity(unchecked) private(set) var synced: UInt64
+    @exclusivity(unchecked) private(set) var checkpointLSN: UInt64
+    @exclusivity(unchecked) private var busy = false
+    @exclusivity(unchecked) private(set) var syncCount = 0
+    @exclusivity(unchecked) private(set) var recordCount = 0
+
+    private init(file: any StorageFile, capacity: Int, salt: UInt64, start: UInt64) {
+        self.file = file
+        self.capacity = capacity
+        self.salt = salt
+        ring = .allocate(byteCount: capacity, alignment: 4096)
+        appended = start
+        written = start
+        synced = start
+        checkpointLSN = start
+    }
+
+    deinit { ring.deallocate() }
+
+    static func salt(of uuid: UUID) -> UInt64 {
+        withUnsafeBytes(of: uuid.uuid) { $0.load(as: UInt64.self) ^ $0.load(fromByteOffset: 8, as: UInt64.self).byteSwapped }
+    }
+
+    // MARK: Header and checkpoint records
+
+    /// Creates a log for pool `uuid` in an empty file: header, first checkpoint record, and a
+    /// zero-filled ring (so that later syncs overwrite allocated blocks and change no metadata).
+    static func create(file: any StorageFile, uuid: UUID, capacity: Int, poolFileSize: Int) throws(FileError) {
+        var header = [UInt8](repeating: 0, count: headerSize)
+        header.withUnsafeMutableBytes { raw in
+            let p = raw.baseAddress!
+            p.storeBytes(of: magic, as: UInt64.self)
+            p.storeBytes(of: formatVersion, toByteOffset: 8, as: UInt32.self)
+            p.storeBytes(of: UInt32(headerSize), toByteOffset: 12, as: UInt32.self)
+            withUnsafeBytes(of: uuid.uuid) { (p + 16).copyMemory(from: $0.baseAddress!, byteCount: 16) }
+            p.storeBytes(of: UInt64(capacity), toByteOffset: 32, as: UInt64.self)
+            p.storeBytes(of: Checksum.hash(p, count: 56, seed: 0), toByteOffset: 56, as: UInt64.self)
+            encode(Checkpoint(counter: 1, lsn: 0, generation: 1, poolFileSize: UInt64(poolFileSize)), salt: salt(of: uuid),
+                   into: p + checkpointOffsets[1])
+        }
+        try file.write(header, at: 0)
+        let zeros = [UInt8](repeating: 0, count: min(capacity, 1 << 20))
+        var offset = 0
+        while offset < capacity {
+            try file.write(zeros, at: headerSize + offset)
+            offset += zeros.count
+        }
+        try file.sync()
+    }
+
+    private static func encode(_ checkpoint: Checkpoint, salt: UInt64, into p: UnsafeMutableRawPointer) {
+        p.storeBytes(of: checkpoint.counter, as: UInt64.self)
+        p.storeBytes(of: checkpoint.lsn, toByteOffset: 8, as: UInt64.self)
+        p.storeBytes(of: checkpoint.generation, toByteOffset: 16, as: UInt64.self)
+        p.storeBytes(of: checkpoint.poolFileSize, toByteOffset: 24, as: UInt64.self)
+        p.storeBytes(of: Checksum.hash(p, count: 32, seed: salt), toByteOffset: 32, as: UInt64.self)
+    }
+
+    private static func decodeCheckpoint(_ p: UnsafeRawPointer, salt: UInt64) -> Checkpoint? {
+        guard Checksum.hash(p, count: 32, seed: salt) == p.load(fromByteOffset: 32, as: UInt64.self) else { return nil }
+        let checkpoint = Checkpoint(counter: p.load(as: UInt64.self), lsn: p.load(fromByteOffset: 8, as: UInt64.self),
+                                    generation: p.load(fromByteOffset: 16, as: UInt64.self),
+                                    poolFileSize: p.load(fromByteOffset: 24, as: UInt64.self))
+        return checkpoint.counter == 0 ? nil : checkpoint
+    }
+
+    /// Opens the log of pool `uuid`: checks its header, finds the latest checkpoint and reads the
+    /// ring into memory. Writes nothing.
+    static func open(file: any StorageFile, uuid: UUID) throws(HeapError) -> (WriteAheadLog, Checkpoint) {
+        let path = file.path
+        func io<R>(_ body: () throws(FileError) -> R) throws(HeapError) -> R {
+            do { return try body() } catch { throw .systemError(operation: error.operation, path: error.path, errno: error.errno) }
+        }
+        let size = try io { () throws(FileError) in try file.size() }
+        let header = try io { () throws(FileError) in try file.read(count: headerSize, at: 0) }
+        let got = header.count
+        return try header.withUnsafeBytes { raw in Result { () throws(HeapError) -> (WriteAheadLog, Checkpoint) in
+            let p = raw.baseAddress!
+            guard got == headerSize, p.load(as: UInt64.self) == magic else { throw .corruptLog(path: path, reason: "no log header") }
+            guard p.load(fromByteOffset: 8, as: UInt32.self) == formatVersion,
+                  Checksum.hash(p, count: 56, seed: 0) == p.load(fromByteOffset: 56, as: UInt64.self) else {
+                throw .corruptLog(path: path, reason: "log header damaged or of an unknown version")
+            }
+            var raw = uuid_t(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            withUnsafeMutableBytes(of: &raw) { $0.copyMemory(from: UnsafeRawBufferPointer(start: p + 16, count: 16)) }
+            guard UUID(uuid: raw) == uuid else { throw .corruptLog(path: path, reason: "it belongs to pool \(UUID(uuid: raw))") }
+            let capacity = Int(p.load(fromByteOffset: 32, as: UInt64.self))
+            guard capacity >= 64 << 10, capacity % 4096 == 0, capacity <= 1 << 36 else {
+                throw .corruptLog(path: path, reason: "ring capacity \(capacity)")
+            }
+            guard size >= headerSize + capacity else {
+                throw .corruptLog(path: path, reason: "the file has \(size) bytes, its header needs \(headerSize + capacity)")
+            }
+            let salt = salt(of: uuid)
+            let checkpoints = checkpointOffsets.compactMap { decodeCheckpoint(p + $0, salt: salt) }
+            guard let latest = checkpoints.max(by: { $0.counter < $1.counter }) else {
+                throw .corruptLog(path: path, reason: "no valid checkpoint record")
+            }
+            let log = WriteAheadLog(file: file, capacity: capacity, salt: salt, start: latest.lsn)
+            _ = try io { () throws(FileError) in try file.read(into: UnsafeMutableRawBufferPointer(start: log.ring, count: capacity), at: headerSize) }
+            return (log, latest)
+        } }.get()
+    }
+
+    /// Makes `checkpoint` durable in the slot its counter picks (the other keeps the previous
+    /// one, so a torn write never leaves the log without a valid checkpoint), then frees the ring
+    /// below its LSN.
+    func writeCheckpoint(_ checkpoint: Checkpoint) throws(FileError) {
+        var sector = [UInt8](repeating: 0, count: 512)
+        sector.withUnsafeMutableBytes { Self.encode(checkpoint, salt: salt, into: $0.baseAddress!) }
+        try file.write(sector, at: Self.checkpointOffsets[Int(checkpoint.counter % 2)])
+        try file.sync()
+        state.withLock {
+            if checkpoint.lsn > checkpointLSN { checkpointLSN = checkpoint.lsn }
+            state.broadcast()
+        }
+    }
+
+    // MARK: Records
+
+    static func recordSize(lines: Int) -> Int { recordHeaderSize + lines * lineEntrySize + 8 }
+
+    private func seed(lsn: UInt64, generation: UInt64) -> UInt64 {
+        Checksum.mix(lsn ^ salt, generation &+ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// Fills in a record's header and checksum; its line entries are already at `record + 24`.
+    func seal(_ record: UnsafeMutableRawPointer, lines: Int, lsn: UInt64, generation: UInt64) {
+        record.storeBytes(of: lsn, as: UInt64.self)
+        record.storeBytes(of: generation, toByteOffset: 8, as: UInt64.self)
+        record.storeBytes(of: UInt32(lines), toByteOffset: 16, as: UInt32.self)
+        record.storeBytes(of: UInt32(0), toByteOffset: 20, as: UInt32.self)
+        let body = Self.recordHeaderSize + lines * Self.lineEntrySize
+        record.storeBytes(of: Checksum.hash(record, count: body, seed: seed(lsn: lsn, generation: generation)), toByteOffset: body, as: UInt64.self)
+    }
+
+    /// Appends a record of `size` bytes, which `build` writes (given its LSN) into a buffer of its
+    /// own and returns, while the log is locked: records are in the order their contents were
+    /// taken. `makeRoom` is called, unlocked, while the ring has no room for it. Returns the end
+    /// LSN of the record.
+    func append(size: Int, makeRoom: () -> Void, build: (UInt64) -> UnsafeRawPointer) -> UInt64 {
+        precondition(size <= maximumRecordSize)
+        state.lock()
+        while appended + UInt64(size) - checkpointLSN > UInt64(capacity) {
+            state.unlock()
+            makeRoom()
+            state.lock()
+        }
+        let lsn = appended
+        let record = build(lsn)
+        copyIntoRing(record, count: size, at: lsn)
+        appended = lsn + UInt64(size)
+        recordCount += 1
+        state.unlock()
+        return lsn + UInt64(size)
+    }
+
+    private func copyIntoRing(_ source: UnsafeRawPointer, count: Int, at lsn: UInt64) {
+        let start = Int(lsn % UInt64(capacity))
+        let first = min(count, capacity - start)
+        (ring + start).copyMemory(from: source, byteCount: first)
+        if first < count { ring.copyMemory(from: source + first, byteCount: count - first) }
+    }
+
+    private func copyFromRing(_ target: UnsafeMutableRawPointer, count: Int, at lsn: UInt64) {
+        let start = Int(lsn % UInt64(capacity))
+        let first = min(count, capacity - start)
+        target.copyMemory(from: ring + start, byteCount: first)
+        if first < count { (target + first).copyMemory(from: ring, byteCount: count - first) }
+    }
+
+    /// Runs `body`, given the end of the appended records, with the log locked: nothing is
+    /// appended meanwhile.
+    func withAppendLock<R>(_ body: (UInt64) -> R) -> R {
+        state.lock()
+        defer { state.unlock() }
+        return body(appended)
+    }
+
+    /// Bytes of the ring in use (appended since the last checkpoint).
+    var used: Int { state.withLock { Int(appended - checkpointLSN) } }
+    /// The end of the appended records.
+    var end: UInt64 { state.withLock { appended } }
+
+    /// Returns once every record up to `lsn` is written to the file and, when `sync`, synced:
+    /// as the leader of a group commit, or covered by another thread's. Stops the process if the
+    /// file cannot be written or synced: durability can then no longer be promised.
+    func waitDurable(through lsn: UInt64, sync: Bool) {
+        state.lock()
+        while (sync ? synced : written) < lsn {
+            if busy {
+                state.wait()
+                continue
+            }
+            busy = true
+            let from = written, to = appended
+            let syncing = sync || synced < written
+            state.unlock()
+            do {
+                try writeRing(from: from, to: to)
+                if syncing { try file.sync() }
+            } catch {
+                fatalError("Ferrite storage mode: \(error). Stopping: committed transactions could no longer be made durable.")
+            }
+            state.lock()
+            written = to
+            if syncing { synced = to; syncCount += 1 }
+            busy = false
+            state.broadcast()
+        }
+        state.unlock()
+    }
+
+    private func writeRing(from: UInt64, to: UInt64) throws(FileError) {
+        guard to > from else { return }
+        let count = Int(to - from)
+        let start = Int(from % UInt64(capacity))
+        let first = min(count, capacity - start)
+        try file.write(UnsafeRawBufferPointer(start: ring + start, count: first), at: Self.headerSize + start)
+        if first < count { try file.write(UnsafeRawBufferPointer(start: ring, count: count - first), at: Self.headerSize) }
+    }
+
+    /// The statistics of this log since it was opened.
+    var statistics: (records: Int, syncs: Int) { state.withLock { (recordCount, syncCount) } }
+
+    // MARK: Replay
+
+    /// Calls `line` for every line of every valid record of `generation` from the checkpoint on,
+    /// in LSN order, and returns the LSN where the valid records end (a torn or stale record, or
+    /// the end of what was written) and how many records there were. Records start there from now
+    /// on. Must be called before anything is appended.
+    func replay(generation: UInt64, line: (_ offset: Int, _ content: UnsafeRawPointer) -> Void) -> (end: UInt64, records: Int) {
+        var lsn = checkpointLSN
+        var records = 0
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: maximumRecordSize, alignment: 64)
+        defer { scratch.deallocate() }
+        while true {
+            let room = UInt64(capacity) - (lsn - checkpointLSN)
+            guard room >= UInt64(Self.recordSize(lines: 0)) else { break }
+            copyFromRing(scratch, count: Self.recordHeaderSize, at: lsn)
+            let lines = Int(scratch.load(fromByteOffset: 16, as: UInt32.self))
+            let size = Self.recordSize(lines: lines)
+            guard scratch.load(as: UInt64.self) == lsn, scratch.load(fromByteOffset: 8, as: UInt64.self) == generation,
+                  size <= maximumRecordSize, UInt64(size) <= room else { break }
+            copyFromRing(scratch, count: size, at: lsn)
+            let body = size - 8
+            guard Checksum.hash(scratch, count: body, seed: seed(lsn: lsn, generation: generation)) == scratch.load(fromByteOffset: body, as: UInt64.self) else { break }
+            for i in 0..<lines {
+                let entry = scratch + Self.recordHeaderSize + i * Self.lineEntrySize
+                line(Int(truncatingIfNeeded: entry.load(as: UInt64.self)), entry + 8)
+            }
+            records += 1
+            lsn += UInt64(size)
+        }
+        state.withLock { appended = lsn; written = lsn; synced = lsn }
+        return (lsn, records)
+    }
+}

@@ -1,0 +1,177 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import FerriteHeap
+import FerriteMedium
+
+/// Simulated power failures in storage mode (failure-models.md): at every sync of the log or the
+/// pool file, crash images keep what was synced and, for every sector written since, the old or
+/// the new content; growth never synced may vanish. Each image is recovered and checked against
+/// the model of the committed transactions.
+@Suite struct StorageCrashImageTests {
+    typealias Progress = CrashImageTests.Progress
+    typealias Outcome = CrashImageTests.Outcome
+
+    /// Runs randomized transactions on `threads` threads against a storage-mode pool on a
+    /// simulated disk, checking crash images at every sync.
+    static func run(seed: UInt64, threads: Int, transactions: Int, randomImagesPerSync: Int,
+                    sync: StorageSync = .full, logCapacity: Int = 64 << 10) throws -> Outcome {
+        let options = smallStorageOptions(logCapacity: logCapacity, sync: sync)
+        let disk = SimulatedDisk()
+        let heap = try openStorage(on: disk, options: options)
+        defer { heap.close() }
+        try heap.register(Cell.self)
+        try heap.register(Table.self)
+        let tables = try (0..<threads).map { index in
+            try heap.transaction { () -> Table in
+                let table = try heap.allocate(Table.self)
+                try heap.setRoot("t\(index)", to: table)
+                return table
+            }
+        }
+        let shared = try heap.transaction { () -> Cell in
+            let cell = try heap.allocate(Cell.self)
+            try heap.setRoot("shared", to: cell)
+            return cell
+        }.reference
+        let progress = Progress(threads: threads)
+        let outcome = Mutex(Outcome())
+        let syncIndex = Mutex(0)
+        disk.onSync = { disk, file in
+            let n = syncIndex.withLock { $0 += 1; return $0 }
+            // Images first, then what the threads had committed: a commit acknowledged meanwhile
+            // must be in the image (its sync is this one, or an earlier one).
+            var images = [disk.crashImage(.none)]
+            for r in 0..<randomImagesPerSync { images.append(disk.crashImage(.random(seed: seed &* 1_000_003 &+ UInt64(n) &* 31 &+ UInt64(r)))) }
+            let threadsNow = progress.lock.withLock { $0 }
+            for (index, image) in images.enumerated() {
+                let failure = CrashImageTests.check(threads: threadsNow, anyPrefix: sync == .normal) {
+                    try openStorageImage(image, options: options)
+                }
+                outcome.withLock {
+                    $0.images += 1
+                    if let failure, $0.failures.count < 5 { $0.failures.append("sync \(n) of \(file), image \(index): \(failure)") }
+                }
+            }
+        }
+        let tableReferences = tables.map(\.reference)
+        DispatchQueue.concurrentPerform(iterations: threads) { index in
+            let table = try! heap.object(at: tableReferences[index], as: Table.self)
+            let sharedCell = threads > 1 ? try! heap.object(at: shared, as: Cell.self) : nil
+            var rng = SeededGenerator(seed: seed &+ UInt64(index) &* 7919)
+            var model = TableModel()
+            for _ in 0..<transactions {
+                let planned = Workload.plan(from: model, rng: &rng)
+                progress.lock.withLock { $0[index].pending = planned.aborts ? nil : planned.result }
+                let committed = try! Workload.run(planned, on: table, heap: heap, shared: sharedCell)
+                precondition(committed == !planned.aborts)
+                model = planned.result
+                progress.lock.withLock {
+                    if committed { $0[index].committed.append(model) }
+                    $0[index].pending = nil
+                }
+                // Explicit checkpoints now and then, besides those the full log triggers.
+                if Int.random(in: 0..<40, using: &rng) == 0 { try! heap.checkpoint() }
+            }
+        }
+        disk.onSync = nil
+        for (index, table) in tables.enumerated() {
+            let final = try TableModel(reading: table)
+            if final != progress.lock.withLock({ $0[index].committed.last! }) {
+                outcome.withLock { $0.failures.append("thread \(index): live state diverged from the model") }
+            }
+        }
+        return outcome.withLock { $0 }
+    }
+
+    @Test("storage crash images at every sync recover every acknowledged commit and nothing uncommitted",
+          arguments: [101, 202] as [UInt64])
+    func singleThreadStorageCrashImages(seed: UInt64) throws {
+        let outcome = try Self.run(seed: seed, threads: 1, transactions: 400, randomImagesPerSync: 3)
+        #expect(outcome.failures.isEmpty, "\(outcome.failures)")
+        #expect(outcome.images >= 1_500, "only \(outcome.images) crash images")
+        print("storage crash images checked (seed \(seed), one thread): \(outcome.images)")
+    }
+
+    @Test("storage crash images taken while two threads commit (group commit) recover each thread's commits")
+    func twoThreadStorageCrashImages() throws {
+        let outcome = try Self.run(seed: 303, threads: 2, transactions: 250, randomImagesPerSync: 3)
+        #expect(outcome.failures.isEmpty, "\(outcome.failures)")
+        #expect(outcome.images >= 1_000, "only \(outcome.images) crash images")
+        print("storage crash images checked (two threads): \(outcome.images)")
+    }
+
+    @Test("with the weaker sync option, a power failure keeps a prefix of each thread's commits, never part of one")
+    func weakerSyncModeCrashImagesKeepAPrefixOfTheCommits() throws {
+        let outcome = try Self.run(seed: 404, threads: 2, transactions: 150, randomImagesPerSync: 2, sync: .normal)
+        #expect(outcome.failures.isEmpty, "\(outcome.failures)")
+        #expect(outcome.images >= 100, "only \(outcome.images) crash images")
+        print("storage crash images checked (sync normal): \(outcome.images)")
+    }
+
+    /// Recovers `image`, taking crash images at every sync of that recovery, and checks that each
+    /// recovers to the same state as the undisturbed recovery. Returns the images checked.
+    static func checkRecoveryCrashes(image: [String: [UInt8]]) -> (Int, String?) {
+        do {
+            func state(_ heap: Heap) throws -> TableModel? {
+                try heap.register(Table.self); try heap.register(Cell.self)
+                return try heap.root("t0", as: Table.self).map { try TableModel(reading: $0) }
+            }
+            let reference = try openStorageImage(image)
+            let expected = try state(reference)
+            reference.close()
+            let disk = SimulatedDisk(image: image)
+            let images = Mutex<[[String: [UInt8]]]>([])
+            disk.onSync = { disk, _ in
+                images.withLock { $0.append(disk.crashImage(.random(seed: UInt64($0.count)))); $0.append(disk.crashImage(.none)) }
+            }
+            let recovered = try openStorage(on: disk)
+            disk.onSync = nil
+            recovered.close()
+            let taken = images.withLock { $0 }
+            for crash in taken {
+                let heap = try openStorageImage(crash)
+                defer { heap.close() }
+                let found = try state(heap)
+                if found != expected { return (taken.count, "recovery crash: found \(String(describing: found)), expected \(String(describing: expected))") }
+                let report = heap.verify()
+                if !report.isValid { return (taken.count, "recovery crash: \(report)") }
+            }
+            return (taken.count, nil)
+        } catch {
+            return (0, "\(error)")
+        }
+    }
+
+    @Test func aCrashDuringStorageRecoveryRecoversAgainToTheSameState() throws {
+        let disk = SimulatedDisk()
+        let heap = try openStorage(on: disk)
+        defer { heap.close() }
+        try heap.register(Cell.self); try heap.register(Table.self)
+        let table = try heap.transaction { () -> Table in
+            let table = try heap.allocate(Table.self)
+            try heap.setRoot("t0", to: table)
+            return table
+        }
+        let syncs = Mutex(0)
+        let outcome = Mutex((images: 0, failures: [String]()))
+        disk.onSync = { disk, _ in
+            // Every fifth sync: a crash image (everything written so far), whose recovery is crashed in turn.
+            guard syncs.withLock({ $0 += 1; return $0 }) % 5 == 0 else { return }
+            let (count, failure) = Self.checkRecoveryCrashes(image: disk.crashImage(.all))
+            outcome.withLock { $0.images += count; if let failure, $0.failures.count < 3 { $0.failures.append(failure) } }
+        }
+        var rng = SeededGenerator(seed: 77)
+        var model = TableModel()
+        for _ in 0..<120 {
+            let planned = Workload.plan(from: model, rng: &rng)
+            try Workload.run(planned, on: table, heap: heap)
+            model = planned.result
+        }
+        disk.onSync = nil
+        let result = outcome.withLock { $0 }
+        #expect(result.failures.isEmpty, "\(result.failures)")
+        #expect(result.images >= 100)
+        print("storage crash images taken during recovery: \(result.images)")
+    }
+}
