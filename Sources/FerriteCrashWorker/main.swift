@@ -4,7 +4,8 @@
 //   pending <state>   the state the next transaction will leave if it commits
 //   commit <state>    the transaction returned: it is committed
 // The parent SIGKILLs it at a random moment, reopens the pool and checks that the state is the
-// last committed one, or the pending one.
+// last committed one, or the pending one. A third argument, `storage` or `storage-normal`,
+// creates a storage-mode pool (with the default or the weaker sync option).
 import FerriteHeap
 import FerriteTestSupport
 #if canImport(Glibc)
@@ -24,8 +25,8 @@ func report(_ line: String) {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count == 3, let seed = UInt64(arguments[2]) else {
-    report("usage: FerriteCrashWorker <pool> <seed>")
+guard arguments.count == 3 || arguments.count == 4, let seed = UInt64(arguments[2]) else {
+    report("usage: FerriteCrashWorker <pool> <seed> [storage|storage-normal]")
     exit(2)
 }
 do {
@@ -35,6 +36,11 @@ do {
     options.maximumSize = 64 << 20
     options.logSlotCount = 4
     options.logSlotSize = 64 << 10
+    if arguments.count == 4 {
+        options.durability = .storage
+        options.logCapacity = 1 << 20
+        options.storageSync = arguments[3] == "storage-normal" ? .normal : .full
+    }
     let heap = try Heap(path: arguments[1], options: options)
     try heap.register(Cell.self)
     try heap.register(Table.self)

@@ -15,10 +15,10 @@ import Glibc
     }
 
     /// Starts the worker; returns the process and a reader of its output lines.
-    static func startWorker(pool: String, seed: UInt64) throws -> (Process, FileHandle) {
+    static func startWorker(pool: String, seed: UInt64, mode: String? = nil) throws -> (Process, FileHandle) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: workerPath)
-        process.arguments = [pool, String(seed)]
+        process.arguments = [pool, String(seed)] + (mode.map { [$0] } ?? [])
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()
@@ -40,15 +40,28 @@ import Glibc
     }
 
     @Test func killedWorkersLoseNoCommittedTransactionAndLeaveAValidHeap() throws {
-        #expect(FileManager.default.isExecutableFile(atPath: Self.workerPath), "worker not built at \(Self.workerPath)")
-        let dir = TemporaryDirectory()
-        let pool = dir.file("crash.pool")
         let iterations = Int(ProcessInfo.processInfo.environment["FERRITE_CRASH_ITERATIONS"] ?? "") ?? 200
-        var rng = SeededGenerator(seed: 2026)
+        let dir = TemporaryDirectory()
+        try Self.killWorkers(pool: dir.file("crash.pool"), mode: nil, iterations: iterations, seed: 2026)
+    }
+
+    /// Storage mode, with the pool and its log on the real disk: a killed process loses no
+    /// acknowledged commit in either sync mode (both write the log before a commit returns).
+    @Test(arguments: ["storage", "storage-normal"])
+    func killedStorageWorkersLoseNoCommittedTransaction(mode: String) throws {
+        let iterations = Int(ProcessInfo.processInfo.environment["FERRITE_CRASH_ITERATIONS"] ?? "").map { $0 / 2 } ?? 60
+        let dir = TemporaryDirectory(onDisk: true)
+        try Self.killWorkers(pool: dir.file("crash.pool"), mode: mode, iterations: iterations, seed: mode == "storage" ? 7 : 8)
+    }
+
+    static func killWorkers(pool: String, mode: String?, iterations: Int, seed: UInt64) throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.workerPath), "worker not built at \(Self.workerPath)")
+        var rng = SeededGenerator(seed: seed)
         var totalCommits = 0
         var rolledBack = 0
+        var replayedRecords = 0
         for iteration in 0..<iterations {
-            let (process, output) = try Self.startWorker(pool: pool, seed: UInt64(iteration) &* 7 &+ 1)
+            let (process, output) = try Self.startWorker(pool: pool, seed: UInt64(iteration) &* 7 &+ seed, mode: mode)
             var buffer = Data()
             guard let start = Self.readLine(output, buffer: &buffer), start.hasPrefix("start ") else {
                 process.waitUntilExit()
@@ -72,7 +85,9 @@ import Glibc
                 if line.hasPrefix("error ") { Issue.record("worker: \(line)") }
             }
             let heap = try Heap(path: pool)
+            #expect(heap.durability == (mode == nil ? .memory : .storage))
             rolledBack += heap.recovery.discardedTransactions
+            replayedRecords += heap.recovery.replayedLogRecords
             try heap.register(Cell.self)
             try heap.register(Table.self)
             let table = try #require(try heap.root("t0", as: Table.self))
@@ -84,7 +99,7 @@ import Glibc
             heap.close()
             if !acceptable || !report.isValid { return }
         }
-        print("real crashes: \(iterations) kills, \(totalCommits) reported commits, \(rolledBack) unfinished transactions discarded")
+        print("real crashes (\(mode ?? "memory")): \(iterations) kills, \(totalCommits) reported commits, \(rolledBack) unfinished transactions discarded, \(replayedRecords) log records replayed")
         #expect(totalCommits > iterations)
     }
 }
