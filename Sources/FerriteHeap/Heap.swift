@@ -393,6 +393,27 @@ public final class Heap: @unchecked Sendable {
         mapping.close()
     }
 
+    /// What storage mode's write-ahead log has done since the pool was opened.
+    public struct StorageStatistics: Sendable {
+        /// Records appended (one per fence: a commit, or a watermark or allocator update).
+        public var logRecords: Int
+        /// `fdatasync`s of the log: with group commit, fewer than records under concurrency.
+        public var logSyncs: Int
+        /// Checkpoints completed.
+        public var checkpoints: Int
+        /// Bytes of the log ring in use (appended since the last checkpoint), and its capacity.
+        public var logBytesInUse: Int
+        public var logCapacity: Int
+    }
+
+    /// Storage mode: the write-ahead log's statistics; nil in memory mode.
+    public var storageStatistics: StorageStatistics? {
+        guard let storage else { return nil }
+        let counts = storage.log.statistics
+        return StorageStatistics(logRecords: counts.records, logSyncs: counts.syncs, checkpoints: storage.checkpointCount,
+                                 logBytesInUse: storage.log.used, logCapacity: storage.log.capacity)
+    }
+
     /// Storage mode: writes every page changed since the last checkpoint to the pool file and
     /// moves the log's replay point past them (a checkpoint also runs by itself whenever half the
     /// log is in use, and at close). Memory mode: does nothing.

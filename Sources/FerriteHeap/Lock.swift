@@ -54,42 +54,50 @@ final class SpinLock: @unchecked Sendable {
     }
 }
 
-/// A mutex with a condition variable: for threads that sleep until another changes shared state.
+/// A mutex with condition variables: for threads that sleep until another changes shared state.
 final class ConditionLock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private let condition: UnsafeMutablePointer<pthread_cond_t>
+    private let conditions: UnsafeMutablePointer<pthread_cond_t>
+    private let count: Int
 
-    init() {
+    /// A mutex with `conditions` condition variables (numbered from 0).
+    init(conditions: Int = 1) {
+        count = conditions
         mutex = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128).bindMemory(to: pthread_mutex_t.self, capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         pthread_mutex_init(mutex, nil)
-        condition = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128).bindMemory(to: pthread_cond_t.self, capacity: 1)
-        condition.initialize(to: pthread_cond_t())
-        pthread_cond_init(condition, nil)
+        self.conditions = UnsafeMutableRawPointer.allocate(byteCount: max(128, conditions * MemoryLayout<pthread_cond_t>.stride), alignment: 128)
+            .bindMemory(to: pthread_cond_t.self, capacity: conditions)
+        for i in 0..<conditions {
+            (self.conditions + i).initialize(to: pthread_cond_t())
+            pthread_cond_init(self.conditions + i, nil)
+        }
     }
 
     deinit {
-        pthread_cond_destroy(condition)
+        for i in 0..<count { pthread_cond_destroy(conditions + i) }
         pthread_mutex_destroy(mutex)
-        UnsafeMutableRawPointer(condition).deallocate()
+        UnsafeMutableRawPointer(conditions).deallocate()
         UnsafeMutableRawPointer(mutex).deallocate()
     }
 
     @inline(__always) func lock() { pthread_mutex_lock(mutex) }
     @inline(__always) func unlock() { pthread_mutex_unlock(mutex) }
-    /// Sleeps until woken (the lock must be held; it is held again on return). Wake-ups may be
-    /// spurious: wait in a loop that rechecks its condition.
-    func wait() { pthread_cond_wait(condition, mutex) }
+    /// Sleeps until condition `condition` is signalled (the lock must be held; it is held again
+    /// on return). Wake-ups may be spurious: wait in a loop that rechecks what it waits for.
+    func wait(_ condition: Int = 0) { pthread_cond_wait(conditions + condition, mutex) }
     /// Sleeps until woken or `nanoseconds` have passed.
-    func wait(nanoseconds: Int) {
+    func wait(_ condition: Int = 0, nanoseconds: Int) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let total = Int(now.tv_nsec) + nanoseconds
         var deadline = timespec(tv_sec: now.tv_sec + total / 1_000_000_000, tv_nsec: total % 1_000_000_000)
-        pthread_cond_timedwait(condition, mutex, &deadline)
+        pthread_cond_timedwait(conditions + condition, mutex, &deadline)
     }
-    /// Wakes every sleeping thread.
-    func broadcast() { pthread_cond_broadcast(condition) }
+    /// Wakes every thread sleeping on `condition`.
+    func broadcast(_ condition: Int = 0) { pthread_cond_broadcast(conditions + condition) }
+    /// Wakes one thread sleeping on `condition`.
+    func signal(_ condition: Int = 0) { pthread_cond_signal(conditions + condition) }
 
     @inline(__always)
     func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {

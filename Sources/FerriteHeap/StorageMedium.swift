@@ -76,6 +76,7 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
         self.checkpointCounter = checkpoint.counter
         self.durable = durable
         self.extent = extent
+        log.writeThrough = sync == .normal
         let pages = (extent + Self.pageSize - 1) / Self.pageSize
         dirtyBits = .allocate(capacity: (pages + 63) / 64)
         dirtyBits.initialize(repeating: 0, count: (pages + 63) / 64)
@@ -154,7 +155,8 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
             first += count
         }
         if backgroundRunning && log.used > log.capacity / 2 { background.withLock { background.broadcast() } }
-        log.waitDurable(through: end, sync: sync == .full)
+        // `.normal`: the record was written as it was appended; the background thread syncs.
+        if sync == .full { log.waitDurable(through: end) }
     }
 
     // MARK: Checkpoints
@@ -201,12 +203,12 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
                 // were written, not synced: those records must be durable before the pages can
                 // reach the disk (the write-ahead rule). With `.full`, every fence that returned
                 // is synced already, and what else the pages hold was never fenced.
-                log.waitDurable(through: log.end, sync: true)
+                log.waitDurable(through: log.end)
             }
             try poolFile.write(UnsafeRawBufferPointer(start: buffer, count: run * Self.pageSize), at: offset)
             i += run
         }
-        log.waitDurable(through: log.end, sync: true)
+        log.waitDurable(through: log.end)
         try poolFile.sync()
         let size = try poolFile.size()
         checkpointCounter += 1
@@ -222,6 +224,7 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
 
     /// Starts the background thread (syncs in `.normal` mode, checkpoints at half the ring).
     func startBackground() {
+        log.startWriter()
         backgroundRunning = true
         let thread = Thread { [self] in
             background.lock()
@@ -229,7 +232,7 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
                 background.wait(nanoseconds: 10_000_000)
                 if stopping { break }
                 background.unlock()
-                if sync == .normal { log.waitDurable(through: log.end, sync: true) }
+                if sync == .normal { log.waitDurable(through: log.end) }
                 if log.used > log.capacity / 2 { checkpointOrWait() }
                 background.lock()
             }
@@ -248,6 +251,7 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
             backgroundDone.wait()
             backgroundRunning = false
         }
+        log.stopWriter()
         do { try checkpoint() } catch {
             // Everything committed is in the log already: the next open replays it.
             FileHandle.standardError.write(Data("Ferrite: the closing checkpoint failed (\(error)); the next open recovers from the log.\n".utf8))

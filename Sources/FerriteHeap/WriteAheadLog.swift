@@ -10,9 +10,12 @@ import Foundation
 /// runs from the checkpoint's LSN to the end of the appended records; appending waits (or runs a
 /// checkpoint) when it would overwrite the live part.
 ///
-/// Group commit: a thread that needs its record durable either finds a sync under way that will
-/// cover it, and sleeps, or becomes the leader: it writes every record appended so far with one
-/// or two `pwrite`s and issues one `fdatasync` for all of them.
+/// Group commit: a thread that needs its record durable either finds a sync under way, and sleeps
+/// until the batch that covers it is synced, or becomes the leader: it writes every record
+/// appended so far with one or two `pwrite`s and issues one `fdatasync` for all of them. A leader
+/// that finds more records appended meanwhile hands on to the log's writer thread, which syncs
+/// batch after batch while commits keep coming, so that no sync waits for a thread to wake up.
+/// Waiters sleep on the condition of their batch (by parity): a sync wakes only those it covers.
 final class WriteAheadLog: @unchecked Sendable {
     static let magic: UInt64 = 0x314C_4157_5252_4546  // "FERRWAL1", little-endian
     static let formatVersion: UInt32 = 1
@@ -40,13 +43,25 @@ final class WriteAheadLog: @unchecked Sendable {
 
     /// Mirror of the ring: records are built here and written to the file from here.
     private let ring: UnsafeMutableRawPointer
-    private let state = ConditionLock()
+    /// Conditions 0 and 1: the waiters of even and odd batches; 2: the writer thread.
+    private let state = ConditionLock(conditions: 3)
+    private static let writerCondition = 2
     // Guarded by `state`:
     @exclusivity(unchecked) private(set) var appended: UInt64
     @exclusivity(unchecked) private(set) var written: UInt64
     @exclusivity(unchecked) private(set) var synced: UInt64
     @exclusivity(unchecked) private(set) var checkpointLSN: UInt64
+    /// Whether a thread (a leader or the writer) is syncing, or the writer is about to.
     @exclusivity(unchecked) private var busy = false
+    /// The batch being synced (or last synced) and its end.
+    @exclusivity(unchecked) private var batch: UInt64 = 0
+    @exclusivity(unchecked) private var batchEnd: UInt64 = 0
+    /// In `.normal` mode records are written as they are appended (`writeThrough`).
+    @exclusivity(unchecked) var writeThrough = false
+    @exclusivity(unchecked) private var writerRunning = false
+    @exclusivity(unchecked) private var writerWanted = false
+    @exclusivity(unchecked) private var writerStopping = false
+    private let writerDone = DispatchSemaphore(value: 0)
     @exclusivity(unchecked) private(set) var syncCount = 0
     @exclusivity(unchecked) private(set) var recordCount = 0
 
@@ -156,10 +171,7 @@ final class WriteAheadLog: @unchecked Sendable {
         sector.withUnsafeMutableBytes { Self.encode(checkpoint, salt: salt, into: $0.baseAddress!) }
         try file.write(sector, at: Self.checkpointOffsets[Int(checkpoint.counter % 2)])
         try file.sync()
-        state.withLock {
-            if checkpoint.lsn > checkpointLSN { checkpointLSN = checkpoint.lsn }
-            state.broadcast()
-        }
+        state.withLock { if checkpoint.lsn > checkpointLSN { checkpointLSN = checkpoint.lsn } }
     }
 
     // MARK: Records
@@ -197,6 +209,11 @@ final class WriteAheadLog: @unchecked Sendable {
         copyIntoRing(record, count: size, at: lsn)
         appended = lsn + UInt64(size)
         recordCount += 1
+        if writeThrough {
+            // Written before the fence returns, in LSN order: a process crash loses nothing.
+            do { try writeRing(from: written, to: appended) } catch { stop(error) }
+            written = appended
+        }
         state.unlock()
         return lsn + UInt64(size)
     }
@@ -228,33 +245,86 @@ final class WriteAheadLog: @unchecked Sendable {
     /// The end of the appended records.
     var end: UInt64 { state.withLock { appended } }
 
-    /// Returns once every record up to `lsn` is written to the file and, when `sync`, synced:
-    /// as the leader of a group commit, or covered by another thread's. Stops the process if the
-    /// file cannot be written or synced: durability can then no longer be promised.
-    func waitDurable(through lsn: UInt64, sync: Bool) {
+    /// Returns once every record up to `lsn` is durable (written and synced): as the leader of a
+    /// group commit, or covered by another thread's. Stops the process if the log cannot be
+    /// written or synced: durability could then no longer be promised.
+    func waitDurable(through lsn: UInt64) {
         state.lock()
-        while (sync ? synced : written) < lsn {
+        while synced < lsn {
             if busy {
-                state.wait()
+                // Covered by the batch being synced, or else by the next one.
+                state.wait(Int((lsn <= batchEnd ? batch : batch &+ 1) % 2))
                 continue
             }
             busy = true
-            let from = written, to = appended
-            let syncing = sync || synced < written
-            state.unlock()
-            do {
-                try writeRing(from: from, to: to)
-                if syncing { try file.sync() }
-            } catch {
-                fatalError("Ferrite storage mode: \(error). Stopping: committed transactions could no longer be made durable.")
+            syncBatch()
+            if appended > synced && writerRunning {
+                // More records came while we synced: the writer syncs them (busy stays set).
+                writerWanted = true
+                state.signal(Self.writerCondition)
+            } else {
+                busy = false
+                // Whoever waits for the next batch must lead it.
+                state.broadcast(Int((batch &+ 1) % 2))
             }
-            state.lock()
-            written = to
-            if syncing { synced = to; syncCount += 1 }
-            busy = false
-            state.broadcast()
         }
         state.unlock()
+    }
+
+    /// Writes and syncs every record appended so far as the next batch, and wakes its waiters.
+    /// Called with the lock held and `busy` set; releases the lock while writing.
+    private func syncBatch() {
+        batch &+= 1
+        batchEnd = appended
+        let from = written, to = appended, current = batch
+        state.unlock()
+        do {
+            try writeRing(from: from, to: to)
+            try file.sync()
+        } catch {
+            stop(error)
+        }
+        state.lock()
+        if to > written { written = to }
+        synced = to
+        syncCount += 1
+        state.broadcast(Int(current % 2))
+    }
+
+    private func stop(_ error: FileError) -> Never {
+        fatalError("Ferrite storage mode: \(error). Stopping: committed transactions could no longer be made durable.")
+    }
+
+    /// Starts the writer thread, which takes over group commits from leaders while they come fast.
+    func startWriter() {
+        state.withLock { writerRunning = true }
+        let thread = Thread { [self] in
+            state.lock()
+            while true {
+                while !writerWanted && !writerStopping { state.wait(Self.writerCondition) }
+                if writerStopping && !writerWanted { break }
+                while appended > synced { syncBatch() }
+                writerWanted = false
+                busy = false
+                state.broadcast(Int((batch &+ 1) % 2))
+            }
+            writerRunning = false
+            state.unlock()
+            writerDone.signal()
+        }
+        thread.name = "ferrite-log-writer"
+        thread.start()
+    }
+
+    /// Stops the writer thread (after the batch it may be syncing).
+    func stopWriter() {
+        let running = state.withLock { () -> Bool in
+            guard writerRunning else { return false }
+            writerStopping = true
+            state.signal(Self.writerCondition)
+            return true
+        }
+        if running { writerDone.wait() }
     }
 
     private func writeRing(from: UInt64, to: UInt64) throws(FileError) {
