@@ -277,6 +277,9 @@ final class PersistDomain: @unchecked Sendable {
                 // An applied, unretired transaction's log stays in its slot until the watermark
                 // passes it: anything else would lose committed data, so stop rather than retire it.
                 guard log.seq == entry.seq, let records = log.committedRecords(seq: entry.seq) else {
+                    // Its own thread retired it since we looked, the watermark passed it and the
+                    // slot took a new log: nothing left to do for it.
+                    if entry.seq <= durableWatermark { continue }
                     preconditionFailure("the log of applied transaction \(entry.seq) in slot \(entry.slot) was overwritten before it was retired")
                 }
                 RedoLog.flushApplied(records, allocator: allocator, poolSize: poolSize())

@@ -34,6 +34,7 @@ import FerriteMedium
             try heap.setRoot("shared", to: cell)
             return cell
         }.reference
+        try heap.checkpoint()  // the setup is durable (with the weaker sync option too)
         let progress = Progress(threads: threads)
         let outcome = Mutex(Outcome())
         let syncIndex = Mutex(0)
