@@ -102,3 +102,23 @@ uint64_t ferrite_monotonic_nanoseconds(void) {
 }
 
 void ferrite_yield(void) { sched_yield(); }
+
+#if defined(__linux__)
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+void ferrite_futex_wait(uint32_t *word, uint32_t expected) {
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+void ferrite_futex_wake_all(uint32_t *word) {
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+#else
+void ferrite_futex_wait(uint32_t *word, uint32_t expected) {
+    while (__atomic_load_n(word, __ATOMIC_ACQUIRE) == expected) sched_yield();
+}
+void ferrite_futex_wake_all(uint32_t *word) { (void)word; }
+#endif

@@ -15,7 +15,8 @@ import Foundation
 /// appended so far with one or two `pwrite`s and issues one `fdatasync` for all of them. A leader
 /// that finds more records appended meanwhile hands on to the log's writer thread, which syncs
 /// batch after batch while commits keep coming, so that no sync waits for a thread to wake up.
-/// Waiters sleep on the condition of their batch (by parity): a sync wakes only those it covers.
+/// Waiters sleep on a futex word of their batch (by parity): a sync wakes only those it covers,
+/// all at once.
 final class WriteAheadLog: @unchecked Sendable {
     static let magic: UInt64 = 0x314C_4157_5252_4546  // "FERRWAL1", little-endian
     static let formatVersion: UInt32 = 1
@@ -43,9 +44,13 @@ final class WriteAheadLog: @unchecked Sendable {
 
     /// Mirror of the ring: records are built here and written to the file from here.
     private let ring: UnsafeMutableRawPointer
-    /// Conditions 0 and 1: the waiters of even and odd batches; 2: the writer thread.
-    private let state = ConditionLock(conditions: 3)
-    private static let writerCondition = 2
+    private let state = ConditionLock(conditions: 1)
+    /// The writer thread's condition.
+    private static let writerCondition = 0
+    /// `synced`, readable without the lock.
+    private let syncedWord: UnsafeMutablePointer<UInt64>
+    /// Futex words of the waiters of even and odd batches.
+    private let batchWords: UnsafeMutablePointer<UInt32>
     // Guarded by `state`:
     @exclusivity(unchecked) private(set) var appended: UInt64
     @exclusivity(unchecked) private(set) var written: UInt64
@@ -60,10 +65,19 @@ final class WriteAheadLog: @unchecked Sendable {
     @exclusivity(unchecked) var writeThrough = false
     @exclusivity(unchecked) private var writerRunning = false
     @exclusivity(unchecked) private var writerWanted = false
+    /// `recordCount`, readable without the lock (the writer's gather watches it).
+    private let recordCountWord: UnsafeMutablePointer<UInt64>
+    /// The longest the writer waits for them (measured: 50 us carried the most commits per
+    /// second with 16 threads; none, 25 and 200 us fewer).
+    static let gatherNanoseconds = 50_000
+    /// How long a waiter yields before it sleeps.
+    static let spinNanoseconds = 400_000
     @exclusivity(unchecked) private var writerStopping = false
     private let writerDone = DispatchSemaphore(value: 0)
     @exclusivity(unchecked) private(set) var syncCount = 0
     @exclusivity(unchecked) private(set) var recordCount = 0
+    /// Records covered by the batches synced so far.
+    @exclusivity(unchecked) private var recordsSynced = 0
 
     private init(file: any StorageFile, capacity: Int, salt: UInt64, start: UInt64) {
         self.file = file
@@ -74,9 +88,20 @@ final class WriteAheadLog: @unchecked Sendable {
         written = start
         synced = start
         checkpointLSN = start
+        syncedWord = .allocate(capacity: 16)
+        syncedWord.initialize(repeating: start, count: 16)
+        recordCountWord = .allocate(capacity: 16)
+        recordCountWord.initialize(repeating: 0, count: 16)
+        batchWords = .allocate(capacity: 64)
+        batchWords.initialize(repeating: 0, count: 64)
     }
 
-    deinit { ring.deallocate() }
+    deinit {
+        ring.deallocate()
+        syncedWord.deallocate()
+        recordCountWord.deallocate()
+        batchWords.deallocate()
+    }
 
     static func salt(of uuid: UUID) -> UInt64 {
         withUnsafeBytes(of: uuid.uuid) { $0.load(as: UInt64.self) ^ $0.load(fromByteOffset: 8, as: UInt64.self).byteSwapped }
@@ -209,6 +234,7 @@ final class WriteAheadLog: @unchecked Sendable {
         copyIntoRing(record, count: size, at: lsn)
         appended = lsn + UInt64(size)
         recordCount += 1
+        ferrite_atomic_store_u64(recordCountWord, UInt64(recordCount))
         if writeThrough {
             // Written before the fence returns, in LSN order: a process crash loses nothing.
             do { try writeRing(from: written, to: appended) } catch { stop(error) }
@@ -249,11 +275,24 @@ final class WriteAheadLog: @unchecked Sendable {
     /// group commit, or covered by another thread's. Stops the process if the log cannot be
     /// written or synced: durability could then no longer be promised.
     func waitDurable(through lsn: UInt64) {
-        state.lock()
-        while synced < lsn {
+        while ferrite_atomic_load_u64(syncedWord) < lsn {
+            state.lock()
+            if synced >= lsn {
+                state.unlock()
+                return
+            }
             if busy {
-                // Covered by the batch being synced, or else by the next one.
-                state.wait(Int((lsn <= batchEnd ? batch : batch &+ 1) % 2))
+                // Covered by the batch being synced, or else by the next one: sleep on its word.
+                // Woken waiters check `syncedWord` without the lock, so a batch's waiters wake
+                // together instead of handing the lock on one by one.
+                let word = batchWord(lsn <= batchEnd ? batch : batch &+ 1)
+                let seen = ferrite_atomic_load_u32(word)
+                state.unlock()
+                // A sync takes a fraction of a millisecond: yield for a while before sleeping,
+                // since waking a sleeper costs about as much on a virtual machine.
+                let deadline = ferrite_monotonic_nanoseconds() + UInt64(Self.spinNanoseconds)
+                while ferrite_atomic_load_u32(word) == seen && ferrite_monotonic_nanoseconds() < deadline { ferrite_yield() }
+                ferrite_futex_wait(word, seen)
                 continue
             }
             busy = true
@@ -265,17 +304,30 @@ final class WriteAheadLog: @unchecked Sendable {
             } else {
                 busy = false
                 // Whoever waits for the next batch must lead it.
-                state.broadcast(Int((batch &+ 1) % 2))
+                wake(batch &+ 1)
             }
+            state.unlock()
         }
-        state.unlock()
+    }
+
+    /// The word the waiters of batch `number` sleep on (one per parity, a cache line each).
+    private func batchWord(_ number: UInt64) -> UnsafeMutablePointer<UInt32> { batchWords + Int(number % 2) * 32 }
+
+    /// Wakes the waiters of batch `number`. Lock held.
+    private func wake(_ number: UInt64) {
+        let word = batchWord(number)
+        ferrite_atomic_add_u32(word, 1)
+        ferrite_futex_wake_all(word)
     }
 
     /// Writes and syncs every record appended so far as the next batch, and wakes its waiters.
     /// Called with the lock held and `busy` set; releases the lock while writing.
-    private func syncBatch() {
+    @discardableResult
+    private func syncBatch() -> Int {
         batch &+= 1
         batchEnd = appended
+        let covered = recordCount - recordsSynced
+        recordsSynced = recordCount
         let from = written, to = appended, current = batch
         state.unlock()
         do {
@@ -287,8 +339,24 @@ final class WriteAheadLog: @unchecked Sendable {
         state.lock()
         if to > written { written = to }
         synced = to
+        ferrite_atomic_store_u64(syncedWord, to)
         syncCount += 1
-        state.broadcast(Int(current % 2))
+        wake(current)
+        return covered
+    }
+
+    /// The writer's pause between batches: until `target` records are appended, or a moment has
+    /// passed. Lock held.
+    private func gather(until target: Int) {
+        guard recordCount < target else { return }
+        let deadline = ferrite_monotonic_nanoseconds() + UInt64(Self.gatherNanoseconds)
+        // Yield rather than sleep: a timed sleep here wakes far too late on virtual machines,
+        // and the threads we wait for need this core more than we do.
+        state.unlock()
+        while ferrite_atomic_load_u64(recordCountWord) < UInt64(target) && ferrite_monotonic_nanoseconds() < deadline {
+            ferrite_yield()
+        }
+        state.lock()
     }
 
     private func stop(_ error: FileError) -> Never {
@@ -303,10 +371,16 @@ final class WriteAheadLog: @unchecked Sendable {
             while true {
                 while !writerWanted && !writerStopping { state.wait(Self.writerCondition) }
                 if writerStopping && !writerWanted { break }
-                while appended > synced { syncBatch() }
+                while appended > synced {
+                    let covered = syncBatch()
+                    // The threads this batch covered were just woken: give them a moment to
+                    // commit again, so that the next sync carries them too rather than only
+                    // those that appended during this one.
+                    gather(until: recordCount + covered)
+                }
                 writerWanted = false
                 busy = false
-                state.broadcast(Int((batch &+ 1) % 2))
+                wake(batch &+ 1)
             }
             writerRunning = false
             state.unlock()
@@ -368,7 +442,7 @@ final class WriteAheadLog: @unchecked Sendable {
             records += 1
             lsn += UInt64(size)
         }
-        state.withLock { appended = lsn; written = lsn; synced = lsn }
+        state.withLock { appended = lsn; written = lsn; synced = lsn; ferrite_atomic_store_u64(syncedWord, lsn) }
         return (lsn, records)
     }
 }

@@ -69,6 +69,18 @@ static inline void ferrite_pause(void) {
 #endif
 }
 
+/// Sleeps while `*word == expected` (a futex): returns when woken, at once if the word differs,
+/// or spuriously. Waiters on one word need no mutex to wake, unlike a condition variable's.
+void ferrite_futex_wait(uint32_t *word, uint32_t expected);
+/// Wakes every thread sleeping on `word`.
+void ferrite_futex_wake_all(uint32_t *word);
+static inline uint32_t ferrite_atomic_load_u32(const void *address) {
+    return __atomic_load_n((const uint32_t *)address, __ATOMIC_ACQUIRE);
+}
+static inline void ferrite_atomic_add_u32(void *address, uint32_t value) {
+    __atomic_fetch_add((uint32_t *)address, value, __ATOMIC_ACQ_REL);
+}
+
 /// Gives the CPU to another thread (a waiter that has spun long enough).
 void ferrite_yield(void);
 
