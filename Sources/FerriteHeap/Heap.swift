@@ -60,11 +60,13 @@ public enum Durability: Sendable {
 /// ``transaction(_:)``, which is failure-atomic: after a crash, a transaction's writes,
 /// allocations and frees are either all present or all absent.
 ///
-/// ## Durability (memory mode)
-/// Changes are made durable with cache-line write-backs and fences. On a DAX file system
-/// (persistent memory, CXL memory), where the pool is mapped with `MAP_SYNC`, a committed
-/// transaction survives power loss. On any other file system (tmpfs, ext4 without DAX) a committed
-/// transaction survives the crash of the process, but not of the machine: ``isDAX`` says which.
+/// ## Durability
+/// A pool's ``Durability`` is chosen at creation. In storage mode a committed transaction is in a
+/// write-ahead log synced with `fdatasync` (group commit) and survives power loss on any file
+/// system. In memory mode changes are made durable with cache-line write-backs and fences: on a
+/// DAX file system (persistent memory, CXL memory), where the pool is mapped with `MAP_SYNC`, a
+/// committed transaction survives power loss; on any other file system (tmpfs, ext4 without DAX)
+/// it survives the crash of the process, but not of the machine: ``isDAX`` says which.
 ///
 /// ## Isolation
 /// Transactions on different threads run concurrently and must touch disjoint objects; Ferrite

@@ -2,7 +2,10 @@
 // accounts in failure-atomic transactions. Kill it at any moment (Ctrl-C, kill -9) and start it
 // again: it recovers, and the total of all balances is exactly what it was.
 //
-//   swift run ferrite-bank [--pool PATH] [--accounts N] [--seconds S]
+//   swift run ferrite-bank [--pool PATH] [--accounts N] [--seconds S] [--durability storage|memory]
+//
+// A new pool is created in storage mode (write-ahead log + fdatasync: safe against power loss on
+// any disk) unless `--durability memory` asks for memory mode; an existing pool keeps its mode.
 import FerriteHeap
 import Foundation
 
@@ -34,25 +37,41 @@ final class Bank: PersistentObject {
 var poolPath = "ferrite-bank.pool"
 var accountCount = 10_000
 var seconds: Double? = nil
+var options = HeapOptions()
+options.durability = .storage
 var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
     switch argument {
     case "--pool": poolPath = arguments.popFirst() ?? poolPath
     case "--accounts": accountCount = arguments.popFirst().flatMap(Int.init) ?? accountCount
     case "--seconds": seconds = arguments.popFirst().flatMap(Double.init)
+    case "--durability":
+        switch arguments.popFirst() {
+        case "storage": options.durability = .storage
+        case "memory": options.durability = .memory
+        default: print("--durability takes storage or memory"); exit(2)
+        }
     default:
-        print("usage: ferrite-bank [--pool PATH] [--accounts N] [--seconds S]")
+        print("usage: ferrite-bank [--pool PATH] [--accounts N] [--seconds S] [--durability storage|memory]")
         exit(2)
     }
 }
 let initialBalance = 1_000
 
 do {
-    let heap = try Heap(path: poolPath)
+    let heap = try Heap(path: poolPath, options: options)
     try heap.register(Account.self)
     try heap.register(Bank.self)
-    print("pool \(poolPath): \(heap.isDAX ? "DAX, durable against power loss" : "not DAX: survives process crashes, not power loss"), flushes with \(heap.medium)")
+    switch heap.durability {
+    case .storage:
+        print("pool \(poolPath): storage mode, durable against power loss (\(heap.medium), log \(Heap.logPath(forPool: poolPath)))")
+    case .memory:
+        print("pool \(poolPath): memory mode, \(heap.isDAX ? "DAX, durable against power loss" : "not DAX: survives process crashes, not power loss"), flushes with \(heap.medium)")
+    }
     let recovery = heap.recovery
+    if recovery.replayedLogRecords > 0 {
+        print("replayed \(recovery.replayedLogRecords) log record(s) since the last checkpoint")
+    }
     if recovery.replayedTransactions + recovery.discardedTransactions > 0 {
         print("recovered in \(String(format: "%.2f", recovery.openSeconds * 1000)) ms: re-applied \(recovery.replayedTransactions) committed transaction(s), discarded \(recovery.discardedTransactions) unfinished")
     }
