@@ -253,7 +253,7 @@ public final class Heap: @unchecked Sendable {
         // Which part of the pool the records reach: growth since the checkpoint may be lost.
         var reach = layout.fileSize(chunks: header.chunkCount)
         var beyond = false
-        _ = log.replay(generation: checkpoint.generation) { offset, _ in
+        let scanned = log.replay(generation: checkpoint.generation) { offset, _ in
             if offset < 0 || offset % 64 != 0 || offset + 64 > layout.maximumSize { beyond = true } else { reach = max(reach, offset + 64) }
         }
         if beyond {
@@ -272,7 +272,7 @@ public final class Heap: @unchecked Sendable {
         let medium = StorageMedium(log: log, poolFile: poolFile, sync: options.storageSync, checkpoint: checkpoint,
                                    durable: mapping.durable, extent: layout.maximumSize)
         let durable = mapping.durable
-        let replayed = log.replay(generation: checkpoint.generation) { offset, content in
+        let replayed = log.replay(generation: checkpoint.generation, through: scanned.end) { offset, content in
             ferrite_copy_words(durable + offset, content, 8)
             medium.noteReplayed(offset)
         }

@@ -209,8 +209,9 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
             i += run
         }
         log.waitDurable(through: log.end)
-        try poolFile.sync()
+        // The size first: the pool may grow meanwhile, and only what the sync covers is durable.
         let size = try poolFile.size()
+        try poolFile.sync()
         checkpointCounter += 1
         try log.writeCheckpoint(.init(counter: checkpointCounter, lsn: lsn, generation: generation, poolFileSize: UInt64(size)))
         checkpointCount += 1

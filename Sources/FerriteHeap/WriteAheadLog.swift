@@ -76,6 +76,8 @@ final class WriteAheadLog: @unchecked Sendable {
     private let writerDone = DispatchSemaphore(value: 0)
     @exclusivity(unchecked) private(set) var syncCount = 0
     @exclusivity(unchecked) private(set) var recordCount = 0
+    /// Recovery: the ring is read from the file up to this LSN.
+    @exclusivity(unchecked) private var loadedThrough: UInt64 = 0
     /// Records covered by the batches synced so far.
     @exclusivity(unchecked) private var recordsSynced = 0
 
@@ -88,6 +90,7 @@ final class WriteAheadLog: @unchecked Sendable {
         written = start
         synced = start
         checkpointLSN = start
+        loadedThrough = start
         syncedWord = .allocate(capacity: 16)
         syncedWord.initialize(repeating: start, count: 16)
         recordCountWord = .allocate(capacity: 16)
@@ -150,8 +153,8 @@ final class WriteAheadLog: @unchecked Sendable {
         return checkpoint.counter == 0 ? nil : checkpoint
     }
 
-    /// Opens the log of pool `uuid`: checks its header, finds the latest checkpoint and reads the
-    /// ring into memory. Writes nothing.
+    /// Opens the log of pool `uuid`: checks its header and finds the latest checkpoint. Writes
+    /// nothing; ``replay(generation:through:line:)`` reads the records.
     static func open(file: any StorageFile, uuid: UUID) throws(HeapError) -> (WriteAheadLog, Checkpoint) {
         let path = file.path
         func io<R>(_ body: () throws(FileError) -> R) throws(HeapError) -> R {
@@ -182,9 +185,7 @@ final class WriteAheadLog: @unchecked Sendable {
             guard let latest = checkpoints.max(by: { $0.counter < $1.counter }) else {
                 throw .corruptLog(path: path, reason: "no valid checkpoint record")
             }
-            let log = WriteAheadLog(file: file, capacity: capacity, salt: salt, start: latest.lsn)
-            _ = try io { () throws(FileError) in try file.read(into: UnsafeMutableRawBufferPointer(start: log.ring, count: capacity), at: headerSize) }
-            return (log, latest)
+            return (WriteAheadLog(file: file, capacity: capacity, salt: salt, start: latest.lsn), latest)
         } }.get()
     }
 
@@ -418,23 +419,30 @@ final class WriteAheadLog: @unchecked Sendable {
     /// Calls `line` for every line of every valid record of `generation` from the checkpoint on,
     /// in LSN order, and returns the LSN where the valid records end (a torn or stale record, or
     /// the end of what was written) and how many records there were. Records start there from now
-    /// on. Must be called before anything is appended.
-    func replay(generation: UInt64, line: (_ offset: Int, _ content: UnsafeRawPointer) -> Void) -> (end: UInt64, records: Int) {
+    /// on. Must be called before anything is appended. With `through`, the end found by an earlier
+    /// call, records are trusted up to it: not read from the file again nor checksummed.
+    func replay(generation: UInt64, through known: UInt64? = nil,
+                line: (_ offset: Int, _ content: UnsafeRawPointer) -> Void) -> (end: UInt64, records: Int) {
         var lsn = checkpointLSN
         var records = 0
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: maximumRecordSize, alignment: 64)
         defer { scratch.deallocate() }
         while true {
+            if let known, lsn >= known { break }
             let room = UInt64(capacity) - (lsn - checkpointLSN)
             guard room >= UInt64(Self.recordSize(lines: 0)) else { break }
+            if known == nil { load(through: lsn + UInt64(Self.recordHeaderSize)) }
             copyFromRing(scratch, count: Self.recordHeaderSize, at: lsn)
             let lines = Int(scratch.load(fromByteOffset: 16, as: UInt32.self))
             let size = Self.recordSize(lines: lines)
             guard scratch.load(as: UInt64.self) == lsn, scratch.load(fromByteOffset: 8, as: UInt64.self) == generation,
                   size <= maximumRecordSize, UInt64(size) <= room else { break }
+            if known == nil { load(through: lsn + UInt64(size)) }
             copyFromRing(scratch, count: size, at: lsn)
             let body = size - 8
-            guard Checksum.hash(scratch, count: body, seed: seed(lsn: lsn, generation: generation)) == scratch.load(fromByteOffset: body, as: UInt64.self) else { break }
+            if known == nil {
+                guard Checksum.hash(scratch, count: body, seed: seed(lsn: lsn, generation: generation)) == scratch.load(fromByteOffset: body, as: UInt64.self) else { break }
+            }
             for i in 0..<lines {
                 let entry = scratch + Self.recordHeaderSize + i * Self.lineEntrySize
                 line(Int(truncatingIfNeeded: entry.load(as: UInt64.self)), entry + 8)
@@ -444,5 +452,19 @@ final class WriteAheadLog: @unchecked Sendable {
         }
         state.withLock { appended = lsn; written = lsn; synced = lsn; ferrite_atomic_store_u64(syncedWord, lsn) }
         return (lsn, records)
+    }
+
+    /// Reads the ring from the file up to `lsn` (at most a whole ring past the checkpoint), in
+    /// pieces of 1 MiB as recovery's scan needs them: a short log costs a short read.
+    private func load(through lsn: UInt64) {
+        let limit = checkpointLSN + UInt64(capacity)
+        while loadedThrough < min(lsn, limit) {
+            let start = Int(loadedThrough % UInt64(capacity))
+            let count = min(1 << 20, capacity - start, Int(limit - loadedThrough))
+            // A log whose ring cannot be read ends here: what was read is replayed.
+            guard let got = try? file.read(into: UnsafeMutableRawBufferPointer(start: ring + start, count: count), at: Self.headerSize + start),
+                  got > 0 else { return }
+            loadedThrough += UInt64(got)
+        }
     }
 }
