@@ -140,28 +140,7 @@ public final class Heap: @unchecked Sendable {
         let logPath = Self.logPath(forPool: path)
         if access(path, F_OK) != 0 {
             guard options.createIfMissing else { throw .systemError(operation: "open", path: path, errno: ENOENT) }
-            let header = try Self.newHeader(options: options)
-            if options.durability == .storage {
-                // The log first, complete and synced under a temporary name, then renamed and the
-                // directory synced: a pool file never exists without its log.
-                let temporary = logPath + ".creating-\(getpid())"
-                let fd = Glibc.open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-                guard fd >= 0 else { throw .systemError(operation: "create", path: temporary, errno: errno) }
-                do {
-                    try WriteAheadLog.create(file: SystemFile(descriptor: fd, path: temporary, owned: true), uuid: header.uuid,
-                                             capacity: options.logCapacity, poolFileSize: header.layout.fileSize(chunks: header.chunkCount))
-                } catch {
-                    unlink(temporary)
-                    throw .systemError(operation: error.operation, path: error.path, errno: error.errno)
-                }
-                guard rename(temporary, logPath) == 0 else {
-                    let code = errno
-                    unlink(temporary)
-                    throw .systemError(operation: "rename", path: logPath, errno: code)
-                }
-                syncDirectory(of: logPath)
-            }
-            try PoolMapping.createFile(path: path, header: header)
+            try Self.create(path: path, logPath: logPath, options: options)
         }
         let (fd, header, fileSize) = try PoolMapping.lockAndReadHeader(path: path)
         if header.durability == .storage {
@@ -179,6 +158,41 @@ public final class Heap: @unchecked Sendable {
             let mapping = try PoolMapping.memory(fd: fd, path: path, header: header)
             try self.init(mapping: mapping, header: header, medium: medium ?? CPUCacheMedium(), started: started)
         }
+    }
+
+    /// Creates a pool (and, in storage mode, its log) at `path`, while holding a lock on the
+    /// directory: two processes creating the same pool at once must not mix their files. Does
+    /// nothing if the pool appeared meanwhile.
+    private static func create(path: String, logPath: String, options: HeapOptions) throws(HeapError) {
+        let directory = (path as NSString).deletingLastPathComponent
+        let dfd = Glibc.open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dfd >= 0 else { throw .systemError(operation: "open directory", path: directory, errno: errno) }
+        defer { Glibc.close(dfd) }
+        guard flock(dfd, LOCK_EX) == 0 else { throw .systemError(operation: "flock", path: directory, errno: errno) }
+        defer { flock(dfd, LOCK_UN) }
+        if access(path, F_OK) == 0 { return }
+        let header = try newHeader(options: options)
+        if options.durability == .storage {
+            // The log first, complete and synced under a temporary name, then renamed and the
+            // directory synced: a pool file never exists without its log.
+            let temporary = logPath + ".creating-\(getpid())"
+            let fd = Glibc.open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw .systemError(operation: "create", path: temporary, errno: errno) }
+            do {
+                try WriteAheadLog.create(file: SystemFile(descriptor: fd, path: temporary, owned: true), uuid: header.uuid,
+                                         capacity: options.logCapacity, poolFileSize: header.layout.fileSize(chunks: header.chunkCount))
+            } catch {
+                unlink(temporary)
+                throw .systemError(operation: error.operation, path: error.path, errno: error.errno)
+            }
+            guard rename(temporary, logPath) == 0 else {
+                let code = errno
+                unlink(temporary)
+                throw .systemError(operation: "rename", path: logPath, errno: code)
+            }
+            syncDirectory(of: logPath)
+        }
+        try PoolMapping.createFile(path: path, header: header)
     }
 
     /// The path of a storage-mode pool's write-ahead log: the pool's, with `-wal` added.
@@ -253,8 +267,14 @@ public final class Heap: @unchecked Sendable {
         // Which part of the pool the records reach: growth since the checkpoint may be lost.
         var reach = layout.fileSize(chunks: header.chunkCount)
         var beyond = false
-        let scanned = log.replay(generation: checkpoint.generation) { offset, _ in
-            if offset < 0 || offset % 64 != 0 || offset + 64 > layout.maximumSize { beyond = true } else { reach = max(reach, offset + 64) }
+        let scanned: (end: UInt64, records: Int)
+        do {
+            scanned = try log.replay(generation: checkpoint.generation) { offset, _ in
+                if offset < 0 || offset % 64 != 0 || offset + 64 > layout.maximumSize { beyond = true } else { reach = max(reach, offset + 64) }
+            }
+        } catch {
+            if fd >= 0 { Glibc.close(fd) }
+            throw .systemError(operation: error.operation, path: error.path, errno: error.errno)
         }
         if beyond {
             if fd >= 0 { Glibc.close(fd) }
@@ -272,17 +292,20 @@ public final class Heap: @unchecked Sendable {
         let medium = StorageMedium(log: log, poolFile: poolFile, sync: options.storageSync, checkpoint: checkpoint,
                                    durable: mapping.durable, extent: layout.maximumSize)
         let durable = mapping.durable
-        let replayed = log.replay(generation: checkpoint.generation, through: scanned.end) { offset, content in
+        let replayed = try io { () throws(FileError) in try log.replay(generation: checkpoint.generation, through: scanned.end) { offset, content in
             ferrite_copy_words(durable + offset, content, 8)
             medium.noteReplayed(offset)
+        } }
+        guard replayed.end == scanned.end else {
+            throw .corruptLog(path: logFile.path, reason: "its records changed while it was read")
         }
-        try io { () throws(FileError) in try medium.checkpoint() }
         var recovered = header
         recovered.chunkCount = Int(ferrite_atomic_load_u64(durable + PoolLayout.offChunkCount))
         guard recovered.chunkCount >= 1, recovered.chunkCount <= layout.maxChunks else {
-            mapping.close()
             throw .corruptHeader(path: poolFile.path, reason: "chunk count \(recovered.chunkCount) after replaying the log")
         }
+        // The first write of this open: the replayed pages, under a new generation.
+        try io { () throws(FileError) in try medium.checkpoint() }
         try mapping.grow(to: layout.fileSize(chunks: recovered.chunkCount))
         return (mapping, recovered, medium, replayed.records)
     }
@@ -475,8 +498,13 @@ public final class Heap: @unchecked Sendable {
             if context.depth == 0 { context.abort() } else if context.failure == nil { context.failure = error }
             throw error
         }
-        context.depth -= 1
-        if context.depth == 0 { try context.commit() }
+        if context.depth == 1 {
+            // The depth stays 1 while committing, so that close() sees a commit in progress.
+            defer { context.depth = 0 }
+            try context.commit()
+        } else {
+            context.depth -= 1
+        }
         return result
     }
 

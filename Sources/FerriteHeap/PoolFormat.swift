@@ -123,8 +123,8 @@ struct PoolHeader {
             throw .corruptHeader(path: path, reason: "region offsets disagree with the layout")
         }
         let chunkCount = field(PoolLayout.offChunkCount)
-        guard chunkCount >= 0, chunkCount <= layout.maxChunks else {
-            throw .corruptHeader(path: path, reason: "chunk count \(chunkCount) exceeds the maximum \(layout.maxChunks)")
+        guard chunkCount >= 1, chunkCount <= layout.maxChunks else {
+            throw .corruptHeader(path: path, reason: "chunk count \(chunkCount) outside 1...\(layout.maxChunks)")
         }
         let typeCount = field(PoolLayout.offTypeCount)
         guard typeCount >= 0, typeCount <= PoolLayout.typeCapacity else {

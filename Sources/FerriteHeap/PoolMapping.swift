@@ -28,6 +28,9 @@ final class PoolMapping: @unchecked Sendable {
     /// Storage mode: the pool file, which only checkpoints write. The durable view is private.
     let storageFile: (any StorageFile)?
     private var workingMapped = false
+    private var isClosed = false
+
+    deinit { close() }
 
     /// Opens (and locks) an existing pool file and reads and checks its header. Nothing is
     /// written to the file. Returns the open descriptor, which holds the lock.
@@ -212,7 +215,11 @@ final class PoolMapping: @unchecked Sendable {
         mappedSize = newSize
     }
 
+    /// Unmaps both views and closes the file (releasing its lock). Idempotent; also done when the
+    /// mapping is released, so that a failed open never leaves the pool locked.
     func close() {
+        guard !isClosed else { return }
+        isClosed = true
         ferrite_release_address_space(durable, reservedSize)
         ferrite_release_address_space(working, reservedSize)
         if fd >= 0 { Glibc.close(fd) }

@@ -60,11 +60,12 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
     @exclusivity(unchecked) private var checkpointCounter: UInt64
     @exclusivity(unchecked) private(set) var checkpointCount = 0
 
-    /// The background thread: syncs every 10 ms in `.normal` mode, and checkpoints when half the
-    /// ring is in use.
+    /// The background threads: a checkpointer (when half the ring is in use) and, in `.normal`
+    /// mode, a syncer (every 10 ms).
     private let background = ConditionLock()
     @exclusivity(unchecked) private var stopping = false
     @exclusivity(unchecked) private var backgroundRunning = false
+    @exclusivity(unchecked) private var backgroundThreads = 0
     private let backgroundDone = DispatchSemaphore(value: 0)
 
     init(log: WriteAheadLog, poolFile: any StorageFile, sync: StorageSync, checkpoint: WriteAheadLog.Checkpoint,
@@ -164,7 +165,8 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
     /// Runs a checkpoint unless one is running, in which case it waits for that one (the ring is
     /// full: an appender makes room).
     private func checkpointOrWait() {
-        do { try checkpoint() } catch {
+        // Whoever held the checkpoint lock before us may have made room already.
+        do { try checkpoint(onlyAbove: log.capacity / 2) } catch {
             fatalError("Ferrite storage mode: a checkpoint failed: \(error). Stopping: the log could no longer take commits.")
         }
     }
@@ -177,9 +179,14 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
     /// mode allows of lines written but not yet fenced, provided every record appended before the
     /// pages were taken is durable before the checkpoint record is: it is synced first. (With
     /// ``StorageSync/normal``, before each batch of pages is written, too.)
-    func checkpoint() throws(FileError) {
+    /// With `onlyAbove`, does nothing unless more than that many bytes of the log are in use
+    /// once it holds the checkpoint lock. If it fails, the pages it took are marked dirty again
+    /// (they are rewritten from the durable view by the next checkpoint) and the log keeps every
+    /// record since the last checkpoint: nothing is lost.
+    func checkpoint(onlyAbove threshold: Int? = nil) throws(FileError) {
         checkpointLock.lock()
         defer { checkpointLock.unlock() }
+        if let threshold, log.used <= threshold { return }
         var pages: [Int] = []
         let lsn = log.withAppendLock { appended in
             pages = dirtyPages
@@ -187,8 +194,27 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
             for page in pages { dirtyBits[page / 64] &= ~(1 << UInt64(page % 64)) }
             return appended
         }
-        pages.sort()
-        // Runs of pages, copied word by word (never a torn word), written with one pwrite each.
+        do {
+            try writePages(pages.sorted())
+            log.waitDurable(through: log.end)
+            // The size first: the pool may grow meanwhile, and only what the sync covers is durable.
+            let size = try poolFile.size()
+            try poolFile.sync()
+            // The counter picks the record's slot: it moves on only once a record is durable, so
+            // the last durable record is never the one overwritten.
+            let counter = checkpointCounter + 1
+            try log.writeCheckpoint(.init(counter: counter, lsn: lsn, generation: generation, poolFileSize: UInt64(size)))
+            checkpointCounter = counter
+            checkpointCount += 1
+        } catch {
+            log.withAppendLock { _ in for page in pages { markDirty(page * Self.pageSize) } }
+            throw error
+        }
+    }
+
+    /// Copies runs of pages from the durable view, word by word (never a torn word), and writes
+    /// each run with one pwrite.
+    private func writePages(_ pages: [Int]) throws(FileError) {
         let bufferPages = 256
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: bufferPages * Self.pageSize, alignment: 4096)
         defer { buffer.deallocate() }
@@ -208,13 +234,6 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
             try poolFile.write(UnsafeRawBufferPointer(start: buffer, count: run * Self.pageSize), at: offset)
             i += run
         }
-        log.waitDurable(through: log.end)
-        // The size first: the pool may grow meanwhile, and only what the sync covers is durable.
-        let size = try poolFile.size()
-        try poolFile.sync()
-        checkpointCounter += 1
-        try log.writeCheckpoint(.init(counter: checkpointCounter, lsn: lsn, generation: generation, poolFileSize: UInt64(size)))
-        checkpointCount += 1
     }
 
     /// Notes the pages of lines recovery replayed from the log, so that the first checkpoint
@@ -223,24 +242,35 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
 
     // MARK: Background work
 
-    /// Starts the background thread (syncs in `.normal` mode, checkpoints at half the ring).
+    /// Starts the background threads: the log's writer, a checkpointer (at half the ring), and in
+    /// `.normal` mode a syncer (every 10 ms, never held up by a checkpoint).
     func startBackground() {
         log.startWriter()
         backgroundRunning = true
+        startLoop("ferrite-checkpointer") { [self] in
+            if log.used > log.capacity / 2 { checkpointOrWait() }
+        }
+        if sync == .normal {
+            startLoop("ferrite-syncer") { [self] in log.waitDurable(through: log.end) }
+        }
+    }
+
+    /// Runs `body` every 10 ms (or sooner when woken) on a thread of its own, until close.
+    private func startLoop(_ name: String, _ body: @escaping @Sendable () -> Void) {
+        background.withLock { backgroundThreads += 1 }
         let thread = Thread { [self] in
             background.lock()
             while !stopping {
                 background.wait(nanoseconds: 10_000_000)
                 if stopping { break }
                 background.unlock()
-                if sync == .normal { log.waitDurable(through: log.end) }
-                if log.used > log.capacity / 2 { checkpointOrWait() }
+                body()
                 background.lock()
             }
             background.unlock()
             backgroundDone.signal()
         }
-        thread.name = "ferrite-checkpointer"
+        thread.name = name
         thread.start()
     }
 
@@ -248,8 +278,8 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
     /// next open replays nothing).
     func close() {
         if backgroundRunning {
-            background.withLock { stopping = true; background.broadcast() }
-            backgroundDone.wait()
+            let threads = background.withLock { stopping = true; background.broadcast(); return backgroundThreads }
+            for _ in 0..<threads { backgroundDone.wait() }
             backgroundRunning = false
         }
         log.stopWriter()

@@ -292,12 +292,6 @@ final class TransactionContext {
             var line = offset & ~63
             while line < offset + sizes[i] { pendingWriteBack.append(UInt64(line)); line += 64 }
         }
-        for i in 0..<blocks.count where !unloggedBlocks.contains(blocks[i]) {
-            let offset = Int(blocks[i])
-            (durable + offset).copyMemory(from: working + offset, byteCount: sizes[i])
-            var line = offset & ~63
-            while line < offset + sizes[i] { pendingWriteBack.append(UInt64(line)); line += 64 }
-        }
         var i = 0
         while i < allocations.count {
             if let word = allocator.setBit(Int(allocations[i]), allocated: true, writeBack: false) { pendingWriteBack.append(UInt64(word & ~63)) }

@@ -422,7 +422,7 @@ final class WriteAheadLog: @unchecked Sendable {
     /// on. Must be called before anything is appended. With `through`, the end found by an earlier
     /// call, records are trusted up to it: not read from the file again nor checksummed.
     func replay(generation: UInt64, through known: UInt64? = nil,
-                line: (_ offset: Int, _ content: UnsafeRawPointer) -> Void) -> (end: UInt64, records: Int) {
+                line: (_ offset: Int, _ content: UnsafeRawPointer) -> Void) throws(FileError) -> (end: UInt64, records: Int) {
         var lsn = checkpointLSN
         var records = 0
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: maximumRecordSize, alignment: 64)
@@ -431,13 +431,13 @@ final class WriteAheadLog: @unchecked Sendable {
             if let known, lsn >= known { break }
             let room = UInt64(capacity) - (lsn - checkpointLSN)
             guard room >= UInt64(Self.recordSize(lines: 0)) else { break }
-            if known == nil { load(through: lsn + UInt64(Self.recordHeaderSize)) }
+            if known == nil { try load(through: lsn + UInt64(Self.recordHeaderSize)) }
             copyFromRing(scratch, count: Self.recordHeaderSize, at: lsn)
             let lines = Int(scratch.load(fromByteOffset: 16, as: UInt32.self))
             let size = Self.recordSize(lines: lines)
             guard scratch.load(as: UInt64.self) == lsn, scratch.load(fromByteOffset: 8, as: UInt64.self) == generation,
                   size <= maximumRecordSize, UInt64(size) <= room else { break }
-            if known == nil { load(through: lsn + UInt64(size)) }
+            if known == nil { try load(through: lsn + UInt64(size)) }
             copyFromRing(scratch, count: size, at: lsn)
             let body = size - 8
             if known == nil {
@@ -456,15 +456,16 @@ final class WriteAheadLog: @unchecked Sendable {
 
     /// Reads the ring from the file up to `lsn` (at most a whole ring past the checkpoint), in
     /// pieces of 1 MiB as recovery's scan needs them: a short log costs a short read.
-    private func load(through lsn: UInt64) {
+    private func load(through lsn: UInt64) throws(FileError) {
         let limit = checkpointLSN + UInt64(capacity)
         while loadedThrough < min(lsn, limit) {
             let start = Int(loadedThrough % UInt64(capacity))
             let count = min(1 << 20, capacity - start, Int(limit - loadedThrough))
-            // A log whose ring cannot be read ends here: what was read is replayed.
-            guard let got = try? file.read(into: UnsafeMutableRawBufferPointer(start: ring + start, count: count), at: Self.headerSize + start),
-                  got > 0 else { return }
-            loadedThrough += UInt64(got)
+            // A read error stops the open (a record it hid might be committed); a short read
+            // (the file ends) leaves the rest of the ring as zeros, which never validate.
+            let got = try file.read(into: UnsafeMutableRawBufferPointer(start: ring + start, count: count), at: Self.headerSize + start)
+            if got < count { (ring + start + got).initializeMemory(as: UInt8.self, repeating: 0, count: count - got) }
+            loadedThrough += UInt64(count)
         }
     }
 }

@@ -37,6 +37,10 @@ public final class SimulatedDisk: @unchecked Sendable {
     /// sync returns.
     public var onSync: (@Sendable (SimulatedDisk, String) -> Void)?
 
+    /// Fails operations on demand: called with the operation (`"read"`, `"write"`, `"sync"`) and
+    /// the file's name before each one; a non-nil `errno` makes it fail with nothing done.
+    public var failure: (@Sendable (String, String) -> Int32?)?
+
     /// An empty disk.
     public init() {}
 
@@ -157,11 +161,22 @@ public final class SimulatedFile: StorageFile, @unchecked Sendable {
         self.name = name
     }
 
+    private func check(_ operation: String) throws(FileError) {
+        if let code = disk.failure?(operation, name) { throw FileError(operation: operation, path: path, errno: code) }
+    }
+
     public func size() throws(FileError) -> Int { disk.size(name) }
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(FileError) -> Int {
-        disk.read(name, into: buffer, at: offset)
+        try check("read")
+        return disk.read(name, into: buffer, at: offset)
     }
-    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(FileError) { disk.write(name, bytes, at: offset) }
+    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(FileError) {
+        try check("write")
+        disk.write(name, bytes, at: offset)
+    }
     public func setSize(_ size: Int) throws(FileError) { disk.setSize(name, size) }
-    public func sync() throws(FileError) { disk.sync(name) }
+    public func sync() throws(FileError) {
+        try check("sync")
+        disk.sync(name)
+    }
 }

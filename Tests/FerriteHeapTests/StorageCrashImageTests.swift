@@ -176,3 +176,53 @@ import FerriteMedium
         print("storage crash images taken during recovery: \(result.images)")
     }
 }
+
+/// Storage mode when the disk fails: a failed checkpoint loses nothing (its pages are written by
+/// the next one), and an unreadable log stops the open before anything is written.
+@Suite struct StorageFailureTests {
+    @Test(arguments: ["write", "sync"])
+    func aFailedCheckpointLosesNothingAndTheNextOneWritesItsPages(operation: String) throws {
+        let disk = SimulatedDisk()
+        let heap = try openStorage(on: disk)
+        try heap.register(Cell.self)
+        let cell = try heap.transaction { () -> Cell in
+            let cell = try heap.allocate(Cell.self)
+            try heap.setRoot("c", to: cell)
+            return cell
+        }
+        for i in 1...50 { try heap.transaction { cell.a = i } }
+        let failing = Mutex(true)
+        disk.failure = { op, file in op == operation && file == "pool" && failing.withLock { $0 } ? EIO : nil }
+        #expect(throws: HeapError.self) { try heap.checkpoint() }
+        disk.failure = nil
+        for i in 51...60 { try heap.transaction { cell.b = i } }
+        try heap.checkpoint()
+        for i in 61...70 { try heap.transaction { cell.c = i } }
+        // A power failure now: only what was synced counts.
+        let image = disk.crashImage(.none)
+        heap.close()
+        let recovered = try openStorageImage(image)
+        defer { recovered.close() }
+        try recovered.register(Cell.self)
+        let found = try #require(try recovered.root("c", as: Cell.self))
+        #expect(found.a == 50 && found.b == 60 && found.c == 70)
+        #expect(recovered.verify().isValid)
+    }
+
+    @Test func anUnreadableLogStopsTheOpenBeforeAnythingIsWritten() throws {
+        let disk = SimulatedDisk()
+        do {
+            let heap = try openStorage(on: disk)
+            try heap.register(Cell.self)
+            try heap.transaction { try heap.setRoot("c", to: try heap.allocate(Cell.self)) }
+            // Left unclosed: its records are only in the log.
+            let image = disk.crashImage(.all)
+            heap.close()
+            let failing = SimulatedDisk(image: image)
+            let reads = Mutex(0)  // the header reads fine; the records do not
+            failing.failure = { op, file in op == "read" && file == "pool-wal" && reads.withLock { $0 += 1; return $0 } > 1 ? EIO : nil }
+            #expect(throws: HeapError.self) { _ = try openStorage(on: failing) }
+            #expect(failing.contents == image, "a failed open wrote to the disk")
+        }
+    }
+}
