@@ -255,7 +255,13 @@ final class PersistDomain: @unchecked Sendable {
         let own = lane ?? anonymous
         let next = committing.map { $0 &+ 1 } ?? ferrite_atomic_load_u64(nextSeq)
         // The watermark is due when it lags, or when someone waits for it.
-        let computing = urgent || next &- 1 &- durableWatermark >= Self.watermarkStride
+        // With many threads, each one's last commit waits about as many commits as there are
+        // threads for its next fence: the stride and staleness grow with them (up to a quarter of
+        // the log slots), or every commit would compute the watermark and adopt other threads'
+        // commits, flushing their lines a second time.
+        let lanes = UInt64(ferrite_atomic_load_u64(laneCount))
+        let patience = max(Self.watermarkStride, min(2 * lanes, UInt64(layout.logSlotCount / 2)))
+        let computing = urgent || next &- 1 &- durableWatermark >= patience
         // Other lanes' commits to retire on their behalf: when the watermark is due, those of
         // lanes that have not fenced for a while (an idle thread would otherwise hold it back),
         // or, for a fence of no lane that is urgent, all of them.
@@ -265,9 +271,9 @@ final class PersistDomain: @unchecked Sendable {
             forEachLane { other in
                 // A lane's published lowest says, without locking it, whether it holds anything old.
                 let lowest = ferrite_atomic_load_u64(other.lowest)
-                guard other !== own, lowest != .max, all || lowest &+ Self.staleness < next else { return }
+                guard other !== own, lowest != .max, all || lowest &+ patience < next else { return }
                 other.lock.withLock {
-                    for entry in other.applied where all || entry.seq &+ Self.staleness < next {
+                    for entry in other.applied where all || entry.seq &+ patience < next {
                         adopted.append((other, entry.seq, entry.slot))
                     }
                 }

@@ -71,7 +71,7 @@ final class WriteAheadLog: @unchecked Sendable {
     /// second with 16 threads; none, 25 and 200 us fewer).
     static let gatherNanoseconds = 50_000
     /// How long a waiter yields before it sleeps.
-    static let spinNanoseconds = 400_000
+    static let spinNanoseconds = 1_000_000
     @exclusivity(unchecked) private var writerStopping = false
     private let writerDone = DispatchSemaphore(value: 0)
     @exclusivity(unchecked) private(set) var syncCount = 0

@@ -3,7 +3,7 @@
 // working directory (never tmpfs: a sync there costs nothing).
 //
 //   swift run -c release --package-path Benchmarks storage-bench update   [--rounds R] [--updates N]
-//   swift run -c release --package-path Benchmarks storage-bench threads  [--rounds R] [--threads T] [--seconds S]
+//   swift run -c release --package-path Benchmarks storage-bench threads  [--rounds R] [--threads T] [--seconds S] [--peers]
 //   swift run -c release --package-path Benchmarks storage-bench recovery [--rounds R]
 //   swift run -c release --package-path Benchmarks storage-bench all
 import BenchmarkSupport
@@ -138,10 +138,9 @@ func runUpdate() throws {
 // MARK: threads
 
 /// Commits per second with `threads` threads each updating its own records for `seconds`.
-func ferriteThroughput(threads: Int, seconds: Double) throws -> (rate: Double, recordsPerSync: Double) {
-    let (heap, references) = try makePool("threads.pool")
-    defer { removePool(heap) }
-    let records = try references.map { try heap.object(at: $0, as: Record.self) }
+func ferriteThroughput(heap: Heap, records: [Record], threads: Int, seconds: Double) throws -> (rate: Double, recordsPerSync: Double) {
+    // Each phase starts from an empty log, so that one phase's checkpoint never runs in the next.
+    try heap.checkpoint()
     let before = heap.storageStatistics!
     /// What the threads share: the records, a stop flag and their counts.
     final class Shared: @unchecked Sendable {
@@ -184,20 +183,23 @@ func ferriteThroughput(threads: Int, seconds: Double) throws -> (rate: Double, r
 }
 
 func runThreads() throws {
-    let rounds = option("--rounds", 3), threads = option("--threads", 16)
-    let seconds = Double(option("--seconds") ?? "2") ?? 2
-    print("Durable single-record updates, 1 vs \(threads) threads (\(seconds) s x \(rounds) rounds), disk: \(diskDirectory)")
+    let rounds = option("--rounds", 9), threads = option("--threads", 16)
+    let seconds = Double(option("--seconds") ?? "1") ?? 1
+    print("Durable single-record updates, 1 vs \(threads) threads, alternating in \(rounds) rounds of \(seconds) s each on one pool (the disk's speed drifts), disk: \(diskDirectory)")
+    let (heap, references) = try makePool("threads.pool")
+    defer { removePool(heap) }
+    let records = try references.map { try heap.object(at: $0, as: Record.self) }
     var one: [Double] = [], many: [Double] = [], batches: [Double] = []
     for round in 1...rounds {
-        one.append(try ferriteThroughput(threads: 1, seconds: seconds).rate)
-        let result = try ferriteThroughput(threads: threads, seconds: seconds)
+        one.append(try ferriteThroughput(heap: heap, records: records, threads: 1, seconds: seconds).rate)
+        let result = try ferriteThroughput(heap: heap, records: records, threads: threads, seconds: seconds)
         many.append(result.rate)
         batches.append(result.recordsPerSync)
         print(String(format: "  round %d: 1 thread %.0f commits/s, %d threads %.0f commits/s (%.2fx), %.1f log records per sync",
                      round, one.last!, threads, many.last!, many.last! / one.last!, result.recordsPerSync))
     }
     let ratios = zip(many, one).map { $0 / $1 }
-    print(String(format: "Ferrite: 1 thread %.0f commits/s, %d threads %.0f commits/s: %.2fx (median ratio of rounds %.2fx), %.1f records per sync",
+    print(String(format: "Ferrite: 1 thread %.0f commits/s, %d threads %.0f commits/s (medians): %.2fx; median of the rounds' ratios %.2fx; %.1f records per sync",
                  median(one), threads, median(many), median(many) / median(one), median(ratios), median(batches)))
     if arguments.contains("--peers") {
         let sqliteOne = sqlite_update_threads(diskDirectory, Int32(recordCount), 100, 1, seconds)
