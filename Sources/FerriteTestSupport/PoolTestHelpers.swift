@@ -64,3 +64,11 @@ public func openStorage(on disk: SimulatedDisk, options: HeapOptions = smallStor
 public func openStorageImage(_ image: [String: [UInt8]], options: HeapOptions = smallStorageOptions()) throws -> Heap {
     try openStorage(on: SimulatedDisk(image: image), options: options)
 }
+
+/// Overwrites bytes of a file in place (tests damage pools and logs with it).
+public func patchFile(_ path: String, at offset: Int, _ bytes: [UInt8]) throws {
+    let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+    try handle.seek(toOffset: UInt64(offset))
+    try handle.write(contentsOf: Data(bytes))
+    try handle.close()
+}

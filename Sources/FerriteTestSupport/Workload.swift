@@ -101,6 +101,30 @@ public enum Workload {
         return PlannedTransaction(ops: ops, aborts: aborts, result: aborts ? model : next)
     }
 
+    /// Registers the test types and makes an empty table under root `name`, in a transaction.
+    public static func makeTable(_ name: String, in heap: Heap) throws -> Table {
+        try heap.register(Cell.self)
+        try heap.register(Table.self)
+        return try heap.transaction {
+            let table = try heap.allocate(Table.self)
+            try heap.setRoot(name, to: table)
+            return table
+        }
+    }
+
+    /// Plans and runs `count` transactions from `model` on `table`; returns the model after them.
+    @discardableResult
+    public static func run(_ count: Int, seed: UInt64, from model: TableModel = TableModel(), on table: Table, heap: Heap) throws -> TableModel {
+        var rng = SeededGenerator(seed: seed)
+        var model = model
+        for _ in 0..<count {
+            let planned = plan(from: model, rng: &rng)
+            try run(planned, on: table, heap: heap)
+            model = planned.result
+        }
+        return model
+    }
+
     /// Runs a planned transaction; returns whether it committed.
     @discardableResult
     /// With `shared`, the transaction also increments `shared.a`, holding its lock.

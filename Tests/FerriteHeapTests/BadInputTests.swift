@@ -28,13 +28,6 @@ import Testing
         return path
     }
 
-    func patch(_ path: String, at offset: Int, _ bytes: [UInt8]) throws {
-        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
-        try handle.seek(toOffset: UInt64(offset))
-        try handle.write(contentsOf: Data(bytes))
-        try handle.close()
-    }
-
     @Test func aFileThatIsNotAPoolIsRefused() throws {
         let dir = TemporaryDirectory()
         let path = dir.file("notes.txt")
@@ -57,14 +50,14 @@ import Testing
     @Test func aPoolFromANewerFormatIsRefused() throws {
         let dir = TemporaryDirectory()
         let path = try makePool(dir)
-        try patch(path, at: PoolLayout.offVersion, [2, 0, 0, 0])
+        try patchFile(path, at: PoolLayout.offVersion, [2, 0, 0, 0])
         try expectRefusal(path) { $0 == .unsupportedFormatVersion(path: path, found: 2, supported: 1) }
     }
 
     @Test func aCorruptHeaderIsRefused() throws {
         let dir = TemporaryDirectory()
         let path = try makePool(dir)
-        try patch(path, at: PoolLayout.offChunkSize, [0x77])
+        try patchFile(path, at: PoolLayout.offChunkSize, [0x77])
         try expectRefusal(path) { if case .corruptHeader = $0 { true } else { false } }
     }
 

@@ -57,20 +57,8 @@ import FerriteMedium
     static func run(seed: UInt64, threads: Int, transactions: Int, randomImagesPerFence: Int, processCrashes: Bool = false) throws -> Outcome {
         let (heap, medium) = try makeSimulatedHeap()
         defer { heap.close() }
-        let tables = try (0..<threads).map { index in
-            try heap.transaction { () -> Table in
-                let table = try heap.allocate(Table.self)
-                try heap.setRoot("t\(index)", to: table)
-                return table
-            }
-        }
-        // A cell all threads increment (under its lock) in every transaction.
-        let shared = try heap.transaction { () -> Cell in
-            let cell = try heap.allocate(Cell.self)
-            try heap.setRoot("shared", to: cell)
-            return cell
-        }.reference
-        let progress = Progress(threads: threads)
+        let workers = try Workers(heap: heap, threads: threads)
+        let progress = workers.progress
         let outcome = Mutex(Outcome())
         let fenceIndex = Mutex(0)
         medium.onFence = { medium in
@@ -86,7 +74,6 @@ import FerriteMedium
                 }
             }
         }
-        let tableReferences = tables.map(\.reference)
         if processCrashes {
             // Process crashes: every store so far survives, cut at every flush.
             medium.onFlush = { medium in
@@ -98,35 +85,63 @@ import FerriteMedium
                 }
             }
         }
-        DispatchQueue.concurrentPerform(iterations: threads) { index in
-            let table = try! heap.object(at: tableReferences[index], as: Table.self)
-            let sharedCell = threads > 1 ? try! heap.object(at: shared, as: Cell.self) : nil
-            var rng = SeededGenerator(seed: seed &+ UInt64(index) &* 7919)
-            var model = TableModel()
-            for _ in 0..<transactions {
-                let planned = Workload.plan(from: model, rng: &rng)
-                progress.lock.withLock { $0[index].pending = planned.aborts ? nil : planned.result }
-                let committed = try! Workload.run(planned, on: table, heap: heap, shared: sharedCell)
-                precondition(committed == !planned.aborts)
-                model = planned.result
-                progress.lock.withLock {
-                    if committed { $0[index].committed.append(model) }
-                    $0[index].pending = nil
-                }
-                // Sometimes pause after a commit without fencing again, so that the other thread
-                // changes what this one committed while this one's slot is not yet durably idle.
-                if threads > 1 && Int.random(in: 0..<3, using: &rng) == 0 { usleep(500) }
-            }
+        let diverged = workers.run(seed: seed, transactions: transactions) { rng in
+            // Sometimes pause after a commit without fencing again, so that the other thread
+            // changes what this one committed while this one's slot is not yet durably idle.
+            if threads > 1 && Int.random(in: 0..<3, using: &rng) == 0 { usleep(500) }
         }
         medium.onFence = nil
         medium.onFlush = nil
-        for (index, table) in tables.enumerated() {
-            let final = try TableModel(reading: table)
-            if final != progress.lock.withLock({ $0[index].committed.last! }) {
-                outcome.withLock { $0.failures.append("thread \(index): live state diverged from the model") }
+        return outcome.withLock { $0.failures += diverged; return $0 }
+    }
+
+    /// Threads running randomized transactions, each on a table of its own (root `t<index>`), all
+    /// incrementing a shared cell (root `shared`) under its lock, and recording in ``Progress``
+    /// what they committed.
+    struct Workers {
+        let heap: Heap
+        let tables: [UInt64]
+        let shared: UInt64
+        let progress: Progress
+
+        init(heap: Heap, threads: Int) throws {
+            self.heap = heap
+            tables = try (0..<threads).map { try Workload.makeTable("t\($0)", in: heap).reference }
+            shared = try heap.transaction { () -> Cell in
+                let cell = try heap.allocate(Cell.self)
+                try heap.setRoot("shared", to: cell)
+                return cell
+            }.reference
+            progress = Progress(threads: threads)
+        }
+
+        /// Runs `transactions` on each thread, calling `afterEach` after each one; returns the
+        /// threads whose live state ended up different from what they committed.
+        func run(seed: UInt64, transactions: Int, afterEach: @escaping @Sendable (inout SeededGenerator) -> Void) -> [String] {
+            let threads = tables.count
+            DispatchQueue.concurrentPerform(iterations: threads) { index in
+                let table = try! heap.object(at: tables[index], as: Table.self)
+                let sharedCell = threads > 1 ? try! heap.object(at: shared, as: Cell.self) : nil
+                var rng = SeededGenerator(seed: seed &+ UInt64(index) &* 7919)
+                var model = TableModel()
+                for _ in 0..<transactions {
+                    let planned = Workload.plan(from: model, rng: &rng)
+                    progress.lock.withLock { $0[index].pending = planned.aborts ? nil : planned.result }
+                    let committed = try! Workload.run(planned, on: table, heap: heap, shared: sharedCell)
+                    precondition(committed == !planned.aborts)
+                    model = planned.result
+                    progress.lock.withLock {
+                        if committed { $0[index].committed.append(model) }
+                        $0[index].pending = nil
+                    }
+                    afterEach(&rng)
+                }
+            }
+            return tables.indices.compactMap { index in
+                let final = try? TableModel(reading: heap.object(at: tables[index], as: Table.self))
+                return final == progress.lock.withLock({ $0[index].committed.last! }) ? nil : "thread \(index): live state diverged from the model"
             }
         }
-        return outcome.withLock { $0 }
     }
 
     @Test("crash images at every fence (power loss) and flush (process crash) recover to exactly the committed transactions",
@@ -143,40 +158,42 @@ import FerriteMedium
     static func checkRecoveryCrashes(image: [UInt8]) -> (Int, String?) {
         do {
             let medium = SimulatedMedium()
-            let reference = try openImage(image)
-            try reference.register(Table.self); try reference.register(Cell.self)
-            let expected = try reference.root("t0", as: Table.self).map { try TableModel(reading: $0) }
-            reference.close()
             let images = Mutex<[[UInt8]]>([])
             medium.onFence = { medium in
                 images.withLock { $0.append(medium.crashImage(.random(seed: UInt64($0.count)))); $0.append(medium.crashImage(.none)) }
             }
             let recovered = try openImage(image, medium: medium, beforeRecovery: { medium.watch($0, size: $1) })
             recovered.close()
-            let taken = images.withLock { $0 }
-            for crash in taken {
-                let heap = try openImage(crash)
-                defer { heap.close() }
-                try heap.register(Table.self); try heap.register(Cell.self)
-                let found = try heap.root("t0", as: Table.self).map { try TableModel(reading: $0) }
-                if found != expected { return (taken.count, "recovery crash: found \(String(describing: found)), expected \(String(describing: expected))") }
-                let report = heap.verify()
-                if !report.isValid { return (taken.count, "recovery crash: \(report)") }
-            }
-            return (taken.count, nil)
+            return try recoverEach(images.withLock { $0 }, like: openImage(image), open: { try openImage($0) })
         } catch {
             return (0, "\(error)")
         }
     }
 
+    /// Recovers each of `images` and checks that table `t0` reads as in `reference` (which it
+    /// closes) and the verifier passes. Returns the images checked and the first failure.
+    static func recoverEach<Image>(_ images: [Image], like reference: Heap, open: (Image) throws -> Heap) throws -> (Int, String?) {
+        func state(_ heap: Heap) throws -> TableModel? {
+            try heap.register(Table.self); try heap.register(Cell.self)
+            return try heap.root("t0", as: Table.self).map { try TableModel(reading: $0) }
+        }
+        let expected = try state(reference)
+        reference.close()
+        for image in images {
+            let heap = try open(image)
+            defer { heap.close() }
+            let found = try state(heap)
+            if found != expected { return (images.count, "recovery crash: found \(String(describing: found)), expected \(String(describing: expected))") }
+            let report = heap.verify()
+            if !report.isValid { return (images.count, "recovery crash: \(report)") }
+        }
+        return (images.count, nil)
+    }
+
     @Test func aCrashDuringRecoveryRecoversAgainToTheSameState() throws {
         let (heap, medium) = try makeSimulatedHeap()
         defer { heap.close() }
-        let table = try heap.transaction { () -> Table in
-            let table = try heap.allocate(Table.self)
-            try heap.setRoot("t0", to: table)
-            return table
-        }
+        let table = try Workload.makeTable("t0", in: heap)
         let fence = Mutex(0)
         let outcome = Mutex((images: 0, failures: [String]()))
         medium.onFence = { medium in
@@ -185,13 +202,7 @@ import FerriteMedium
             let (count, failure) = Self.checkRecoveryCrashes(image: medium.crashImage(.all))
             outcome.withLock { $0.images += count; if let failure, $0.failures.count < 3 { $0.failures.append(failure) } }
         }
-        var rng = SeededGenerator(seed: 99)
-        var model = TableModel()
-        for _ in 0..<200 {
-            let planned = Workload.plan(from: model, rng: &rng)
-            try Workload.run(planned, on: table, heap: heap)
-            model = planned.result
-        }
+        try Workload.run(200, seed: 99, on: table, heap: heap)
         medium.onFence = nil
         let result = outcome.withLock { $0 }
         #expect(result.failures.isEmpty, "\(result.failures)")

@@ -20,22 +20,9 @@ import FerriteMedium
         let disk = SimulatedDisk()
         let heap = try openStorage(on: disk, options: options)
         defer { heap.close() }
-        try heap.register(Cell.self)
-        try heap.register(Table.self)
-        let tables = try (0..<threads).map { index in
-            try heap.transaction { () -> Table in
-                let table = try heap.allocate(Table.self)
-                try heap.setRoot("t\(index)", to: table)
-                return table
-            }
-        }
-        let shared = try heap.transaction { () -> Cell in
-            let cell = try heap.allocate(Cell.self)
-            try heap.setRoot("shared", to: cell)
-            return cell
-        }.reference
+        let workers = try CrashImageTests.Workers(heap: heap, threads: threads)
         try heap.checkpoint()  // the setup is durable (with the weaker sync option too)
-        let progress = Progress(threads: threads)
+        let progress = workers.progress
         let outcome = Mutex(Outcome())
         let syncIndex = Mutex(0)
         disk.onSync = { disk, file in
@@ -55,34 +42,12 @@ import FerriteMedium
                 }
             }
         }
-        let tableReferences = tables.map(\.reference)
-        DispatchQueue.concurrentPerform(iterations: threads) { index in
-            let table = try! heap.object(at: tableReferences[index], as: Table.self)
-            let sharedCell = threads > 1 ? try! heap.object(at: shared, as: Cell.self) : nil
-            var rng = SeededGenerator(seed: seed &+ UInt64(index) &* 7919)
-            var model = TableModel()
-            for _ in 0..<transactions {
-                let planned = Workload.plan(from: model, rng: &rng)
-                progress.lock.withLock { $0[index].pending = planned.aborts ? nil : planned.result }
-                let committed = try! Workload.run(planned, on: table, heap: heap, shared: sharedCell)
-                precondition(committed == !planned.aborts)
-                model = planned.result
-                progress.lock.withLock {
-                    if committed { $0[index].committed.append(model) }
-                    $0[index].pending = nil
-                }
-                // Explicit checkpoints now and then, besides those the full log triggers.
-                if Int.random(in: 0..<40, using: &rng) == 0 { try! heap.checkpoint() }
-            }
+        let diverged = workers.run(seed: seed, transactions: transactions) { rng in
+            // Explicit checkpoints now and then, besides those the full log triggers.
+            if Int.random(in: 0..<40, using: &rng) == 0 { try! heap.checkpoint() }
         }
         disk.onSync = nil
-        for (index, table) in tables.enumerated() {
-            let final = try TableModel(reading: table)
-            if final != progress.lock.withLock({ $0[index].committed.last! }) {
-                outcome.withLock { $0.failures.append("thread \(index): live state diverged from the model") }
-            }
-        }
-        return outcome.withLock { $0 }
+        return outcome.withLock { $0.failures += diverged; return $0 }
     }
 
     @Test("storage crash images at every sync recover every acknowledged commit and nothing uncommitted",
@@ -114,13 +79,6 @@ import FerriteMedium
     /// recovers to the same state as the undisturbed recovery. Returns the images checked.
     static func checkRecoveryCrashes(image: [String: [UInt8]]) -> (Int, String?) {
         do {
-            func state(_ heap: Heap) throws -> TableModel? {
-                try heap.register(Table.self); try heap.register(Cell.self)
-                return try heap.root("t0", as: Table.self).map { try TableModel(reading: $0) }
-            }
-            let reference = try openStorageImage(image)
-            let expected = try state(reference)
-            reference.close()
             let disk = SimulatedDisk(image: image)
             let images = Mutex<[[String: [UInt8]]]>([])
             disk.onSync = { disk, _ in
@@ -129,16 +87,7 @@ import FerriteMedium
             let recovered = try openStorage(on: disk)
             disk.onSync = nil
             recovered.close()
-            let taken = images.withLock { $0 }
-            for crash in taken {
-                let heap = try openStorageImage(crash)
-                defer { heap.close() }
-                let found = try state(heap)
-                if found != expected { return (taken.count, "recovery crash: found \(String(describing: found)), expected \(String(describing: expected))") }
-                let report = heap.verify()
-                if !report.isValid { return (taken.count, "recovery crash: \(report)") }
-            }
-            return (taken.count, nil)
+            return try CrashImageTests.recoverEach(images.withLock { $0 }, like: openStorageImage(image), open: { try openStorageImage($0) })
         } catch {
             return (0, "\(error)")
         }
@@ -148,12 +97,7 @@ import FerriteMedium
         let disk = SimulatedDisk()
         let heap = try openStorage(on: disk)
         defer { heap.close() }
-        try heap.register(Cell.self); try heap.register(Table.self)
-        let table = try heap.transaction { () -> Table in
-            let table = try heap.allocate(Table.self)
-            try heap.setRoot("t0", to: table)
-            return table
-        }
+        let table = try Workload.makeTable("t0", in: heap)
         let syncs = Mutex(0)
         let outcome = Mutex((images: 0, failures: [String]()))
         disk.onSync = { disk, _ in
@@ -162,13 +106,7 @@ import FerriteMedium
             let (count, failure) = Self.checkRecoveryCrashes(image: disk.crashImage(.all))
             outcome.withLock { $0.images += count; if let failure, $0.failures.count < 3 { $0.failures.append(failure) } }
         }
-        var rng = SeededGenerator(seed: 77)
-        var model = TableModel()
-        for _ in 0..<120 {
-            let planned = Workload.plan(from: model, rng: &rng)
-            try Workload.run(planned, on: table, heap: heap)
-            model = planned.result
-        }
+        try Workload.run(120, seed: 77, on: table, heap: heap)
         disk.onSync = nil
         let result = outcome.withLock { $0 }
         #expect(result.failures.isEmpty, "\(result.failures)")
