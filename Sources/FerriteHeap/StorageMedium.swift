@@ -41,8 +41,8 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
 
     /// Per-thread state: the lines flushed since the thread's last fence, and a record buffer.
     final class ThreadState {
-        var lines = ScratchBuffer<UInt64>()
-        var record: UnsafeMutableRawPointer
+        @exclusivity(unchecked) var lines = ScratchBuffer<UInt64>()
+        @exclusivity(unchecked) var record: UnsafeMutableRawPointer
         init(size: Int) { record = .allocate(byteCount: size, alignment: 64) }
         deinit { lines.deallocate(); record.deallocate() }
     }
@@ -127,12 +127,13 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
     func fence() {
         let state = threadState()
         guard !state.lines.isEmpty else { return }
-        var lines = (0..<state.lines.count).map { Int(state.lines[$0]) }
-        state.lines.removeAll()
+        // Sorted and deduplicated in place: no allocation per fence.
+        var lines = UnsafeMutableBufferPointer(start: state.lines.base, count: state.lines.count)
+        defer { state.lines.removeAll() }
         lines.sort()
         var unique = 0
-        for line in lines where unique == 0 || lines[unique - 1] != line {
-            lines[unique] = line
+        for i in 0..<lines.count where unique == 0 || lines[unique - 1] != lines[i] {
+            lines[unique] = lines[i]
             unique += 1
         }
         let perRecord = (log.maximumRecordSize - WriteAheadLog.recordSize(lines: 0)) / WriteAheadLog.lineEntrySize
@@ -144,7 +145,7 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
             end = log.append(size: WriteAheadLog.recordSize(lines: count), makeRoom: { checkpointOrWait() }) { lsn in
                 let record = state.record
                 for i in 0..<count {
-                    let offset = lines[part + i]
+                    let offset = Int(lines[part + i])
                     let entry = record + WriteAheadLog.recordHeaderSize + i * WriteAheadLog.lineEntrySize
                     entry.storeBytes(of: UInt64(offset), as: UInt64.self)
                     ferrite_copy_words(entry + 8, durable + offset, 8)

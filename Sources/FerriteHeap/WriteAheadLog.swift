@@ -348,9 +348,9 @@ final class WriteAheadLog: @unchecked Sendable {
 
     /// The writer's pause between batches: until `target` records are appended, or a moment has
     /// passed. Lock held.
-    private func gather(until target: Int) {
+    private func gather(until target: Int, patience: Int = gatherNanoseconds) {
         guard recordCount < target else { return }
-        let deadline = ferrite_monotonic_nanoseconds() + UInt64(Self.gatherNanoseconds)
+        let deadline = ferrite_monotonic_nanoseconds() + UInt64(patience)
         // Yield rather than sleep: a timed sleep here wakes far too late on virtual machines,
         // and the threads we wait for need this core more than we do.
         state.unlock()
@@ -372,12 +372,18 @@ final class WriteAheadLog: @unchecked Sendable {
             while true {
                 while !writerWanted && !writerStopping { state.wait(Self.writerCondition) }
                 if writerStopping && !writerWanted { break }
-                while appended > synced {
-                    let covered = syncBatch()
-                    // The threads this batch covered were just woken: give them a moment to
-                    // commit again, so that the next sync carries them too rather than only
-                    // those that appended during this one.
-                    gather(until: recordCount + covered)
+                while true {
+                    while appended > synced {
+                        let covered = syncBatch()
+                        // The threads this batch covered were just woken: give them a moment to
+                        // commit again, so that the next sync carries them too rather than only
+                        // those that appended during this one.
+                        gather(until: recordCount + covered)
+                    }
+                    // Stay on for a moment before sleeping: while commits keep coming, the next
+                    // one is seconds away for nobody, and waking this thread again is slow.
+                    gather(until: recordCount + 1, patience: Self.spinNanoseconds)
+                    if appended == synced { break }
                 }
                 writerWanted = false
                 busy = false
