@@ -68,10 +68,15 @@ final class ConditionLock: @unchecked Sendable {
         pthread_mutex_init(mutex, nil)
         self.conditions = UnsafeMutableRawPointer.allocate(byteCount: max(128, conditions * MemoryLayout<pthread_cond_t>.stride), alignment: 128)
             .bindMemory(to: pthread_cond_t.self, capacity: conditions)
+        // Timed waits use the monotonic clock: a step of the wall clock must not stall them.
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
         for i in 0..<conditions {
             (self.conditions + i).initialize(to: pthread_cond_t())
-            pthread_cond_init(self.conditions + i, nil)
+            pthread_cond_init(self.conditions + i, &attributes)
         }
+        pthread_condattr_destroy(&attributes)
     }
 
     deinit {
@@ -89,7 +94,7 @@ final class ConditionLock: @unchecked Sendable {
     /// Sleeps until woken or `nanoseconds` have passed.
     func wait(_ condition: Int = 0, nanoseconds: Int) {
         var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
+        clock_gettime(CLOCK_MONOTONIC, &now)
         let total = Int(now.tv_nsec) + nanoseconds
         var deadline = timespec(tv_sec: now.tv_sec + total / 1_000_000_000, tv_nsec: total % 1_000_000_000)
         pthread_cond_timedwait(conditions + condition, mutex, &deadline)

@@ -246,7 +246,8 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
     /// Starts the background threads: the log's writer, a checkpointer (at half the ring), and in
     /// `.normal` mode a syncer (every 10 ms, never held up by a checkpoint).
     func startBackground() {
-        log.startWriter()
+        // `.normal` commits never wait for a sync: the syncer alone syncs, every 10 ms.
+        if sync == .full { log.startWriter() }
         backgroundRunning = true
         startLoop("ferrite-checkpointer") { [self] in
             if log.used > log.capacity / 2 { checkpointOrWait() }

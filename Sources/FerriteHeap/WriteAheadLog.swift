@@ -91,19 +91,20 @@ final class WriteAheadLog: @unchecked Sendable {
         synced = start
         checkpointLSN = start
         loadedThrough = start
-        syncedWord = .allocate(capacity: 16)
+        // Lines of their own: every commit reads them.
+        syncedWord = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128).bindMemory(to: UInt64.self, capacity: 16)
         syncedWord.initialize(repeating: start, count: 16)
-        recordCountWord = .allocate(capacity: 16)
+        recordCountWord = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128).bindMemory(to: UInt64.self, capacity: 16)
         recordCountWord.initialize(repeating: 0, count: 16)
-        batchWords = .allocate(capacity: 64)
+        batchWords = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 128).bindMemory(to: UInt32.self, capacity: 64)
         batchWords.initialize(repeating: 0, count: 64)
     }
 
     deinit {
         ring.deallocate()
-        syncedWord.deallocate()
-        recordCountWord.deallocate()
-        batchWords.deallocate()
+        UnsafeMutableRawPointer(syncedWord).deallocate()
+        UnsafeMutableRawPointer(recordCountWord).deallocate()
+        UnsafeMutableRawPointer(batchWords).deallocate()
     }
 
     static func salt(of uuid: UUID) -> UInt64 {
@@ -196,8 +197,16 @@ final class WriteAheadLog: @unchecked Sendable {
         var sector = [UInt8](repeating: 0, count: 512)
         sector.withUnsafeMutableBytes { Self.encode(checkpoint, salt: salt, into: $0.baseAddress!) }
         try file.write(sector, at: Self.checkpointOffsets[Int(checkpoint.counter % 2)])
-        try file.sync()
-        state.withLock { if checkpoint.lsn > checkpointLSN { checkpointLSN = checkpoint.lsn } }
+        // This sync shares the log's descriptor with group commits: once it failed, a later sync
+        // may succeed without the records it failed to write (Linux reports a writeback error
+        // once), so commits could no longer be promised durable.
+        do { try file.sync() } catch { stop(error) }
+        state.withLock {
+            // Records below the checkpoint may be overwritten from now on: they must be synced
+            // (which also means no leader is writing them).
+            precondition(checkpoint.lsn <= synced, "a checkpoint passed the synced end of the log")
+            if checkpoint.lsn > checkpointLSN { checkpointLSN = checkpoint.lsn }
+        }
     }
 
     // MARK: Records
@@ -366,7 +375,10 @@ final class WriteAheadLog: @unchecked Sendable {
 
     /// Starts the writer thread, which takes over group commits from leaders while they come fast.
     func startWriter() {
-        state.withLock { writerRunning = true }
+        state.withLock {
+            precondition(!writerRunning, "the log's writer is running already")
+            writerRunning = true
+        }
         let thread = Thread { [self] in
             state.lock()
             while true {

@@ -67,6 +67,22 @@ import FerriteMedium
         print("storage crash images checked (two threads): \(outcome.images)")
     }
 
+    /// A longer soak, run by hand: `FERRITE_SOAK=20 swift test --filter storageCrashImageSoak`
+    /// runs 20 more seeds of each kind (one thread, two threads, weaker sync).
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["FERRITE_SOAK"] != nil))
+    func storageCrashImageSoak() throws {
+        let seeds = Int(ProcessInfo.processInfo.environment["FERRITE_SOAK"] ?? "") ?? 10
+        var images = 0
+        for seed in 1...UInt64(seeds) {
+            for (threads, sync) in [(1, StorageSync.full), (2, .full), (2, .normal)] {
+                let outcome = try Self.run(seed: 10_000 + seed, threads: threads, transactions: 250, randomImagesPerSync: 2, sync: sync)
+                #expect(outcome.failures.isEmpty, "seed \(seed), \(threads) threads, \(sync): \(outcome.failures)")
+                images += outcome.images
+            }
+        }
+        print("storage crash images checked (soak, \(seeds) seeds x 3 kinds): \(images)")
+    }
+
     @Test("with the weaker sync option, a power failure keeps a prefix of each thread's commits, never part of one")
     func weakerSyncModeCrashImagesKeepAPrefixOfTheCommits() throws {
         let outcome = try Self.run(seed: 404, threads: 2, transactions: 150, randomImagesPerSync: 2, sync: .normal)
