@@ -34,8 +34,10 @@ final class Records: PersistentObject {
 
 let recordCount = option("--records", 1_000)
 
-/// A directory on the disk of the working directory, removed at exit.
-let diskDirectory: String = {
+/// A directory on the disk of the working directory, removed at exit. Made on first use (a
+/// static is lazy; a top-level global is not), so the recovery child, which is killed, makes none.
+enum Scratch {
+    static let directory: String = {
     let path = FileManager.default.currentDirectoryPath + "/.ferrite-bench-storage-\(getpid())"
     try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     if path.hasPrefix("/dev/shm") || path.hasPrefix("/run") {
@@ -43,7 +45,9 @@ let diskDirectory: String = {
     }
     atexit { try? FileManager.default.removeItem(atPath: FileManager.default.currentDirectoryPath + "/.ferrite-bench-storage-\(getpid())") }
     return path
-}()
+    }()
+}
+nonisolated var diskDirectory: String { Scratch.directory }
 
 func storageOptions(sync: StorageSync = .full) -> HeapOptions {
     var options = HeapOptions()
