@@ -133,7 +133,8 @@ public final class Heap: @unchecked Sendable {
     /// - Throws: ``HeapError`` when the file is not a pool, is truncated or corrupt, was written by
     ///   a newer format, is open elsewhere, or a system call fails. A failed open never writes to
     ///   the file.
-    /// - Parameter medium: the durability medium; by default the CPU's cache-line write-back.
+    /// - Parameter medium: the durability medium of a memory-mode pool; by default the CPU's
+    ///   cache-line write-back. A storage-mode pool always uses its write-ahead log.
     public convenience init(path: String, options: HeapOptions = HeapOptions(),
                             medium: (any PersistenceMedium)? = nil) throws(HeapError) {
         let started = ferrite_monotonic_nanoseconds()

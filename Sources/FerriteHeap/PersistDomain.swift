@@ -78,11 +78,11 @@ final class PersistDomain: @unchecked Sendable {
     /// The lane of fences that belong to no transaction (recovery, the allocator's retire()).
     private let anonymous = CommitLane()
 
-    /// How far the watermark may lag the commit counter before a fence stores it.
+    /// How far the watermark may lag the commit counter before a fence stores it, and how many
+    /// commits another thread's applied transaction may wait before a fence retires it on its
+    /// behalf (normally its own thread's next fence does, at no extra cost), with few threads:
+    /// ``fence(lane:urgent:committing:)`` raises it with the number of threads.
     static let watermarkStride: UInt64 = 16
-    /// How many commits another thread's applied transaction may wait before an urgent fence
-    /// retires it on its behalf (normally its own thread's next fence does, at no extra cost).
-    static let staleness: UInt64 = 16
 
     init(medium: any PersistenceMedium, durable: UnsafeMutableRawPointer, layout: PoolLayout, watermark: UInt64, highestSeq: UInt64, slotSeqs: [UInt64]) {
         self.medium = medium
@@ -256,8 +256,8 @@ final class PersistDomain: @unchecked Sendable {
         let next = committing.map { $0 &+ 1 } ?? ferrite_atomic_load_u64(nextSeq)
         // The watermark is due when it lags, or when someone waits for it.
         // With many threads, each one's last commit waits about as many commits as there are
-        // threads for its next fence: the stride and staleness grow with them (up to a quarter of
-        // the log slots), or every commit would compute the watermark and adopt other threads'
+        // threads for its next fence: the stride and staleness grow with them (up to half of the
+        // log slots), or every commit would compute the watermark and adopt other threads'
         // commits, flushing their lines a second time.
         let lanes = UInt64(ferrite_atomic_load_u64(laneCount))
         let patience = max(Self.watermarkStride, min(2 * lanes, UInt64(layout.logSlotCount / 2)))

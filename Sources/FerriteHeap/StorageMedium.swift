@@ -23,7 +23,8 @@ public enum StorageSync: Sendable {
 /// durable view is private memory (a `MAP_PRIVATE` mapping of the pool file): nothing reaches the
 /// pool file but checkpoints. ``flush(_:count:)`` notes the calling thread's lines; ``fence()``
 /// appends them, with their current content, as one checksummed record to the log (split in
-/// several if it is very large), and waits until the log is synced (group commit). A fence thus
+/// several if it is very large), and waits until the log is synced (group commit; with
+/// ``StorageSync/normal``, until the record is written, the syncer thread syncing it). A fence thus
 /// does what memory mode's does: every line the thread flushed before it is durable when it
 /// returns. Lines are taken while the log is locked, so records are in the order their contents
 /// were taken, and replaying them in LSN order never moves a line back past a fenced version.
