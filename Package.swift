@@ -8,7 +8,17 @@ let package = Package(
         .library(name: "FerriteHeap", targets: ["FerriteHeap"]),
         .library(name: "FerriteMedium", targets: ["FerriteMedium"]),
         .library(name: "FerriteCollections", targets: ["FerriteCollections"]),
+        .library(name: "FerriteServer", targets: ["FerriteServer"]),
+        .executable(name: "ferrite", targets: ["ferrite"]),
         .executable(name: "ferrite-bank", targets: ["ferrite-bank"]),
+    ],
+    dependencies: [
+        // The server only: the heap and the collections need nothing beyond the toolchain.
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // The C shim: cache-line flushes, fences, CPU feature detection, atomics on mapped words.
@@ -19,6 +29,28 @@ let package = Package(
         .target(name: "FerriteHeap", dependencies: ["FerriteMedium", "CFerriteShim"]),
         // Persistent collections: strings, arrays, hash maps and sorted maps that live in the pool.
         .target(name: "FerriteCollections", dependencies: ["FerriteHeap"]),
+        // The Redis-protocol server: RESP framing, commands over a persistent keyspace, SwiftNIO.
+        .target(
+            name: "FerriteServer",
+            dependencies: [
+                "FerriteHeap", "FerriteCollections",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        // The command-line tool: `ferrite serve`.
+        .executableTarget(
+            name: "ferrite",
+            dependencies: [
+                "FerriteServer", "FerriteHeap",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Example program: a bank that survives being killed.
         .executableTarget(name: "ferrite-bank", dependencies: ["FerriteHeap"]),
         // Test objects and the randomized workload shared by the tests and the crash worker.
@@ -32,6 +64,14 @@ let package = Package(
         .testTarget(
             name: "FerriteCollectionsTests",
             dependencies: ["FerriteCollections", "FerriteHeap", "FerriteMedium", "FerriteTestSupport"]
+        ),
+        .testTarget(
+            name: "FerriteServerTests",
+            dependencies: [
+                "FerriteServer", "FerriteHeap", "ferrite",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

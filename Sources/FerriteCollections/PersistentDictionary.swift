@@ -203,6 +203,56 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
         }
     }
 
+    /// One page of a resumable scan, as Redis's `SCAN` works: start with cursor 0 and pass each
+    /// returned cursor to the next call until it returns 0. Every key present for the whole scan
+    /// is returned at least once, however the table grows or migrates between calls; keys
+    /// inserted or removed meanwhile may or may not be, and a key may be returned twice. Each call
+    /// returns about `count` pairs (fewer at the end, or where the table is sparse).
+    ///
+    /// The cursor walks hashes in the order of their bit-reversed low bits (the home slot's
+    /// bits): a table that doubles splits every home slot in two without moving its place in
+    /// that order, so the part already walked stays walked.
+    public func scan(from cursor: UInt64, count: Int) -> (pairs: [(key: Key, value: Value)], cursor: UInt64) {
+        let handle = self.handle
+        let heap = handle.heap
+        return handle.readConsistently(wordAt: DictionaryLayout.lock) { () -> ([(key: Key, value: Value)], UInt64) in
+            let current = Table(reference: handle[UInt64.self, at: DictionaryLayout.table], heap: heap, trusted: false)
+            guard current.capacity > 1 else { return ([], 0) }
+            let oldReference = handle[UInt64.self, at: DictionaryLayout.oldTable]
+            let old = oldReference == 0 ? nil : Table(reference: oldReference, heap: heap, trusted: false)
+            let bits = current.capacity.trailingZeroBitCount
+            let mask = UInt64(current.capacity - 1)
+            var pairs: [(key: Key, value: Value)] = []
+            var position = cursor
+            var visited = 0
+            // Every live slot of `table` probed from `home` whose hash has home slot `want` in
+            // the current table.
+            func collect(_ table: Table, from home: Int, want: UInt64) {
+                let tableMask = table.capacity - 1
+                var slot = home
+                for _ in 0..<table.capacity {
+                    guard let address = table.slot(slot) else { return }
+                    let control = address.load(as: UInt64.self)
+                    if control == 0 { return }
+                    if control & 1 << 63 != 0 && control & mask == want {
+                        pairs.append((Key.loadStored(from: address + 8, heap: heap), Value.loadStored(from: address + 8 + Table.keyStride, heap: heap)))
+                    }
+                    slot = (slot + 1) & tableMask
+                }
+            }
+            repeat {
+                let unit = position >> UInt64(64 - bits)
+                var home: UInt64 = 0
+                for bit in 0..<bits where unit & (1 << UInt64(bit)) != 0 { home |= 1 << UInt64(bits - 1 - bit) }
+                collect(current, from: Int(home), want: home)
+                if let old, old.capacity > 0 { collect(old, from: Int(home) & (old.capacity - 1), want: home) }
+                visited += 1
+                position = (unit + 1) << UInt64(64 - bits)  // 0 once the last unit is done
+            } while position != 0 && pairs.count < count && visited < Swift.max(count, 1) * 16
+            return (pairs, position)
+        }
+    }
+
     /// The keys, in iteration order.
     public var keys: [Key] { map(\.key) }
     /// The values, in iteration order.

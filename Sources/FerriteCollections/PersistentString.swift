@@ -220,4 +220,16 @@ extension Array: PersistentStorable, PersistentHashable where Element == UInt8 {
         let stored = ByteBlock.bytes(at: address.loadUnaligned(as: UInt64.self), heap: heap).bytes
         return key.withUnsafeBytes { ByteBlock.equal(stored, $0) }
     }
+    /// Compares the byte string stored (as `[UInt8]`, a reference) at `address` with `bytes`,
+    /// in place: negative, zero or positive as it orders before, equal to or after them
+    /// (`memcmp` order, a prefix first). For keys of your own that embed a byte string.
+    public static func compareStored(at address: UnsafeRawPointer, heap: Heap, with bytes: UnsafeRawBufferPointer) -> Int {
+        ByteBlock.compare(ByteBlock.bytes(at: address.loadUnaligned(as: UInt64.self), heap: heap).bytes, bytes)
+    }
+
+    /// Calls `body` with the bytes of the byte string stored (as `[UInt8]`) at `address`, in
+    /// place: no copy.
+    public static func withStoredBytes<R>(at address: UnsafeRawPointer, heap: Heap, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(ByteBlock.bytes(at: address.loadUnaligned(as: UInt64.self), heap: heap).bytes)
+    }
 }

@@ -139,6 +139,11 @@ final class Allocator: @unchecked Sendable {
 
     var maximumBytes: Int { layout.maxChunks * layout.chunkSize }
 
+    /// Chunks holding blocks (small-block chunks, however full, and huge runs). O(chunks).
+    var chunksInUse: Int {
+        chunkLock.withLock { (0..<chunkCount).reduce(0) { $0 + (chunkStates[$1] == Self.stateFree ? 0 : 1) } }
+    }
+
     // MARK: Small blocks
 
     /// Picks a free block of at least `size` bytes and marks it held; the caller logs the

@@ -647,4 +647,8 @@ public final class Heap: @unchecked Sendable {
 
     /// The pool's current size in bytes, and its maximum.
     public var size: (current: Int, maximum: Int) { (mapping.mappedSize, layout.maximumSize) }
+
+    /// Bytes of the heap's chunks that hold objects (a chunk of small blocks counts whole, however
+    /// few it holds), and the size of a chunk. Costs a pass over the chunk table, not the objects.
+    public var bytesInUse: (chunks: Int, chunkSize: Int) { (allocator.chunksInUse * layout.chunkSize, layout.chunkSize) }
 }

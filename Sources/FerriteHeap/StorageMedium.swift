@@ -44,6 +44,9 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
     final class ThreadState {
         @exclusivity(unchecked) var lines = ScratchBuffer<UInt64>()
         @exclusivity(unchecked) var record: UnsafeMutableRawPointer
+        /// While set, fences append their records without waiting for the disk
+        /// (``StorageMedium/deferringDurability(_:)``).
+        @exclusivity(unchecked) var deferring = false
         init(size: Int) { record = .allocate(byteCount: size, alignment: 64) }
         deinit { lines.deallocate(); record.deallocate() }
     }
@@ -159,7 +162,36 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
         }
         if backgroundRunning && log.used > log.capacity / 2 { background.withLock { background.broadcast() } }
         // `.normal`: the record was written as it was appended; the background thread syncs.
-        if sync == .full { log.waitDurable(through: end) }
+        if sync == .full && !state.deferring { log.waitDurable(through: end) }
+    }
+
+    // MARK: Deferred durability
+
+    /// Runs `body` with the calling thread's fences returning once their records are appended,
+    /// before they are synced. Every crash still leaves a prefix of the log, so recovery still
+    /// finds a state the commit protocol allows at some instant; only the promise that a returned
+    /// commit is durable moves to ``waitDurable(through:)``, which the caller must call before it
+    /// acknowledges anything.
+    func deferringDurability<R>(_ body: () throws -> R) rethrows -> R {
+        let state = threadState()
+        let outer = state.deferring
+        state.deferring = true
+        defer { state.deferring = outer }
+        return try body()
+    }
+
+    /// The end of every record appended so far, by any thread.
+    var appendedEnd: UInt64 { log.end }
+
+    /// Whether every record up to `lsn` is durable as this medium promises it: synced with
+    /// ``StorageSync/full``, written with ``StorageSync/normal``.
+    func isDurable(through lsn: UInt64) -> Bool {
+        sync == .normal || log.isSynced(through: lsn)
+    }
+
+    /// Returns once every record up to `lsn` is durable as this medium promises it.
+    func waitDurable(through lsn: UInt64) {
+        if sync == .full { log.waitDurable(through: lsn) }
     }
 
     // MARK: Checkpoints

@@ -281,6 +281,9 @@ final class WriteAheadLog: @unchecked Sendable {
     /// The end of the appended records.
     var end: UInt64 { state.withLock { appended } }
 
+    /// Whether every record up to `lsn` is synced (no lock taken).
+    func isSynced(through lsn: UInt64) -> Bool { ferrite_atomic_load_u64(syncedWord) >= lsn }
+
     /// Returns once every record up to `lsn` is durable (written and synced): as the leader of a
     /// group commit, or covered by another thread's. Stops the process if the log cannot be
     /// written or synced: durability could then no longer be promised.

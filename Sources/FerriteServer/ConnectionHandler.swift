@@ -1,0 +1,127 @@
+import FerriteHeap
+import Logging
+import NIOCore
+
+/// One client connection: runs the requests the decoder delivers, in arrival order, a read's
+/// worth at a time (so pipelined requests share one wait for the disk), and sends their replies
+/// once durable.
+final class ConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = [[UInt8]]
+    typealias OutboundOut = ByteBuffer
+
+    private let engine: CommandEngine
+    private let replies: DurableReplies
+    private let logger: Logger
+    private let metrics: ServerMetrics
+    private var session: Session
+    private var requests: [[[UInt8]]] = []
+    /// Replies of this connection held by ``DurableReplies``: later replies queue behind them.
+    var repliesWaiting = 0
+    private var closing = false
+    private var counted = false
+
+    init(engine: CommandEngine, replies: DurableReplies, metrics: ServerMetrics, logger: Logger, id: Int) {
+        self.engine = engine
+        self.replies = replies
+        self.metrics = metrics
+        self.logger = logger
+        session = Session(id: id, isAuthenticated: !engine.requiresPassword)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let statistics = engine.statistics
+        let connected = statistics.connectedClients.add(1, ordering: .relaxed).newValue
+        counted = true
+        statistics.connectionsAccepted.add(1, ordering: .relaxed)
+        if connected > engine.configuration.maximumClients {
+            statistics.connectionsRejected.add(1, ordering: .relaxed)
+            logger.warning("connection refused: \(engine.configuration.maximumClients) clients connected already", metadata: ["client": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+            var buffer = context.channel.allocator.buffer(capacity: 64)
+            RESPReply.error("ERR max number of clients reached").write(to: &buffer, protocolVersion: 2)
+            closing = true
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in bound.value.close(promise: nil) }
+            return
+        }
+        metrics.connections.increment()
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if counted {
+            engine.statistics.connectedClients.add(-1, ordering: .relaxed)
+            counted = false
+            metrics.connections.decrement()
+        }
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
+        requests.append(unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        run(context: context)
+        context.fireChannelReadComplete()
+    }
+
+    /// Runs the requests read so far; `extra` is appended to their replies (a protocol error).
+    private func run(context: ChannelHandlerContext, extra: RESPReply? = nil) {
+        guard !requests.isEmpty || extra != nil else { return }
+        var output = context.channel.allocator.buffer(capacity: 128)
+        let batch = requests
+        requests.removeAll(keepingCapacity: true)
+        let engine = self.engine
+        var session = self.session
+        engine.heap.deferringDurability {
+            for request in batch where !session.wantsClose {
+                engine.execute(request, session: &session).write(to: &output, protocolVersion: session.protocolVersion)
+            }
+        }
+        self.session = session
+        metrics.commands.increment(by: Int64(batch.count))
+        if let extra { extra.write(to: &output, protocolVersion: session.protocolVersion) }
+        let close = session.wantsClose || extra != nil
+        if close { closing = true }
+        // Waiting for the point after the batch covers its own commits and every commit whose
+        // effect it read.
+        let point = engine.heap.commitPoint
+        if repliesWaiting == 0 && engine.heap.isDurable(point) {
+            deliver(output, context: context, close: close)
+        } else {
+            replies.send(output, after: point, handler: self, context: context, close: close)
+        }
+    }
+
+    func deliver(_ output: ByteBuffer, context: ChannelHandlerContext, close: Bool) {
+        if output.readableBytes > 0 {
+            if close {
+                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                context.writeAndFlush(wrapOutboundOut(output)).whenComplete { _ in bound.value.close(promise: nil) }
+            } else {
+                context.writeAndFlush(wrapOutboundOut(output), promise: nil)
+            }
+        } else if close {
+            context.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? RESPProtocolError {
+            // The framing is lost: answer what came before, then the error, then close.
+            engine.statistics.protocolErrors.add(1, ordering: .relaxed)
+            logger.info("protocol error, closing the connection", metadata: ["error": "\(error.message)"])
+            run(context: context, extra: .error(error.message))
+            return
+        }
+        logger.debug("connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    /// A client that sends without reading its replies stops being read until it catches up.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        context.channel.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+        context.fireChannelWritabilityChanged()
+    }
+}
