@@ -17,6 +17,10 @@ public final class CommandEngine: @unchecked Sendable {
     let configuration: ServerConfiguration
     let statistics = ServerStatistics()
     private let startTime = Date()
+    /// Wakes the reaper when values went to the trash.
+    private let trashSignal = DispatchSemaphore(value: 0)
+    private let reaperState = Mutex<(running: Bool, stopping: Bool)>((false, false))
+    private let reaperDone = DispatchSemaphore(value: 0)
 
     /// Opens the keyspace in `heap` (creating it in a new pool) and resumes freeing the trash.
     public init(heap: Heap, configuration: ServerConfiguration) throws {
@@ -24,6 +28,8 @@ public final class CommandEngine: @unchecked Sendable {
         self.configuration = configuration
         keyspace = try Keyspace(heap: heap)
     }
+
+    deinit { stopReaper() }
 
     public var requiresPassword: Bool { configuration.password != nil }
     /// Keys in the keyspace.
@@ -58,12 +64,60 @@ public final class CommandEngine: @unchecked Sendable {
         case .read:
             return lock.withReadLock { Self.reply { try runData(name, request, session) } }
         case .write:
-            return lock.withWriteLock {
-                runTransaction { () throws -> RESPReply in
-                    try runData(name, request, session)
-                }
+            let (reply, trashGrew) = lock.withWriteLock {
+                (runTransaction { () throws -> RESPReply in try runData(name, request, session) }, keyspace.trashGrew)
+            }
+            if trashGrew { trashSignal.signal() }
+            return reply
+        }
+    }
+
+    // MARK: The reaper
+
+    /// Frees one batch of the trash in a transaction of its own; false once the trash is empty.
+    /// Its commit does not wait for the disk: nothing is acknowledged by it.
+    @discardableResult
+    public func reapStep() -> Bool {
+        lock.withWriteLock {
+            keyspace.trashGrew = false
+            do {
+                return try heap.deferringDurability { try heap.transaction { try keyspace.reapStep() } }
+            } catch {
+                keyspace.reloadRoots()
+                return false  // a full pool, say: the trash waits for the next signal
             }
         }
+    }
+
+    /// Starts the thread that empties the trash (FLUSHDB's old keyspace, large deleted values) a
+    /// batch at a time, taking the lock briefly for each batch so that commands run in between.
+    public func startReaper() {
+        let started = reaperState.withLock { state -> Bool in
+            guard !state.running else { return false }
+            state.running = true
+            return true
+        }
+        guard started else { return }
+        let thread = Thread { [self] in
+            while !reaperState.withLock({ $0.stopping }) {
+                if !reapStep() { _ = trashSignal.wait(timeout: .now() + .seconds(1)) }
+            }
+            reaperDone.signal()
+        }
+        thread.name = "ferrite-reaper"
+        thread.start()
+    }
+
+    /// Stops the reaper thread (the trash keeps what is left: the next open resumes it).
+    public func stopReaper() {
+        let running = reaperState.withLock { state -> Bool in
+            state.stopping = true
+            return state.running
+        }
+        guard running else { return }
+        trashSignal.signal()
+        reaperDone.wait()
+        reaperState.withLock { $0 = (false, false) }
     }
 
     /// Runs `body` as one heap transaction (the caller holds the write lock); a command error
@@ -73,11 +127,11 @@ public final class CommandEngine: @unchecked Sendable {
             let reply = try heap.transaction(body)
             statistics.writes.add(1, ordering: .relaxed)
             return reply
-        } catch let error as CommandError {
-            return .error(error.message)
-        } catch let error as HeapError {
-            return .error(Self.message(for: error))
         } catch {
+            // Rolled back: a FLUSHDB in it may have replaced the keyspace in memory only.
+            keyspace.reloadRoots()
+            if let error = error as? CommandError { return .error(error.message) }
+            if let error = error as? HeapError { return .error(Self.message(for: error)) }
             return .error("ERR \(error)")
         }
     }

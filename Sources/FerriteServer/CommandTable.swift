@@ -91,6 +91,8 @@ struct CommandSpec: Sendable {
             CommandSpec("zscore", 3, .read, flags: ["fast"], keys: (1, 1, 1)),
             CommandSpec("zrange", -4, .read, keys: (1, 1, 1)),
             CommandSpec("zrangebyscore", -4, .read, keys: (1, 1, 1)),
+            CommandSpec("zrevrange", -4, .read, keys: (1, 1, 1)),
+            CommandSpec("zrevrangebyscore", -4, .read, keys: (1, 1, 1)),
         ]
         return Dictionary(uniqueKeysWithValues: specs.map { ($0.name, $0) })
     }()

@@ -124,6 +124,10 @@ extension CommandEngine {
             return try zrange(r, byScoreCommand: false, session)
         case "zrangebyscore":
             return try zrange(r, byScoreCommand: true, session)
+        case "zrevrange", "zrevrangebyscore":
+            // ZRANGE with REV (and BYSCORE): the same ranges, read from the end.
+            let options = name == "zrevrange" ? [Array("REV".utf8)] : [Array("BYSCORE".utf8), Array("REV".utf8)]
+            return try zrange(Array(r[0...3]) + options + r.dropFirst(4), byScoreCommand: false, session)
         default:
             throw CommandError("ERR unknown command '\(name)'")
         }

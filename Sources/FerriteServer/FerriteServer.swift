@@ -101,6 +101,7 @@ public final class FerriteServer: Sendable {
         }
         address = channel.localAddress!
         metricsAddress = metricsChannel?.localAddress
+        engine.startReaper()
     }
 
     /// Blocks until the server is stopped (``stop()``, or a signal the caller turned into it).
@@ -122,6 +123,7 @@ public final class FerriteServer: Sendable {
         try? metricsChannel?.close().wait()
         for connection in connections.all { try? connection.close().wait() }
         try? group.syncShutdownGracefully()
+        engine.stopReaper()
         engine.heap.close()
         logger.info("pool closed", metadata: ["pool": "\(engine.heap.path)"])
     }

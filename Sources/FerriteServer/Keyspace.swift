@@ -34,6 +34,8 @@ final class Keyspace: @unchecked Sendable {
     static let reapBatch = 256
     /// Where the reaper's scan of the trash's last value stands (in memory: a restart rescans).
     private var reapCursor: (reference: UInt64, cursor: UInt64) = (0, 0)
+    /// Set when a value goes to the trash (the engine then wakes its reaper).
+    var trashGrew = false
 
     init(heap: Heap) throws {
         self.heap = heap
@@ -56,6 +58,11 @@ final class Keyspace: @unchecked Sendable {
     }
 
     var count: Int { keys.count }
+
+    /// Reads the keyspace's root again: after a rolled-back transaction that replaced it.
+    func reloadRoots() {
+        if let current = try? heap.root(Self.keysRoot, as: KeyDictionary.self) { keys = current }
+    }
 
     func entry(_ key: [UInt8]) -> KeyEntry? { keys.value(forKey: key) }
 
@@ -117,7 +124,7 @@ final class Keyspace: @unchecked Sendable {
         let old = keys
         let fresh = try KeyDictionary.make(in: heap)
         try heap.setRoot(Self.keysRoot, to: fresh)
-        try trash.append(KeyEntry(.keyspace, old.reference))
+        try discard(KeyEntry(.keyspace, old.reference))
         keys = fresh
     }
 
@@ -136,13 +143,18 @@ final class Keyspace: @unchecked Sendable {
             try heap.free(ObjectHandle(unchecked: entry.reference, in: heap))
         case .hash:
             let hash = HashValue(handle: ObjectHandle(unchecked: entry.reference, in: heap))
-            if hash.count <= Self.inlineReleaseLimit { try hash.destroy() } else { try trash.append(entry) }
+            if hash.count <= Self.inlineReleaseLimit { try hash.destroy() } else { try discard(entry) }
         case .sortedSet:
             let set = SortedSetObject(handle: ObjectHandle(unchecked: entry.reference, in: heap))
-            if set.count <= Self.inlineReleaseLimit { try set.destroy() } else { try trash.append(entry) }
+            if set.count <= Self.inlineReleaseLimit { try set.destroy() } else { try discard(entry) }
         case .keyspace, nil:
-            try trash.append(entry)
+            try discard(entry)
         }
+    }
+
+    private func discard(_ entry: KeyEntry) throws {
+        try trash.append(entry)
+        trashGrew = true
     }
 
     /// Whether the trash holds values still to be freed.

@@ -115,9 +115,8 @@ struct Serve: ParsableCommand {
             source.resume()
             return source
         }
-        try server.waitUntilClosed()
+        try withExtendedLifetime(signals) { try server.waitUntilClosed() }
         server.stop()
-        _ = signals
         say("ferrite: stopped")
     }
 }
