@@ -258,13 +258,12 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
             while i + run < pages.count && run < bufferPages && pages[i + run] == pages[i] + run { run += 1 }
             let offset = pages[i] * Self.pageSize
             ferrite_copy_words(buffer, durable + offset, run * Self.pageSize / 8)
-            if sync == .normal {
-                // The pages may hold effects of commits whose fences returned once their records
-                // were written, not synced: those records must be durable before the pages can
-                // reach the disk (the write-ahead rule). With `.full`, every fence that returned
-                // is synced already, and what else the pages hold was never fenced.
-                log.waitDurable(through: log.end)
-            }
+            // The pages may hold effects of commits whose fences returned before their records
+            // were synced (`.normal`, or a thread in `deferringDurability`): those records must
+            // be durable before the pages can reach the disk (the write-ahead rule). Records
+            // appended before the copy are enough; when they are synced already (`.full`, no
+            // deferred commits), this costs nothing.
+            log.waitDurable(through: log.end)
             try poolFile.write(UnsafeRawBufferPointer(start: buffer, count: run * Self.pageSize), at: offset)
             i += run
         }

@@ -116,8 +116,12 @@ import FerriteMedium
         }
 
         /// Runs `transactions` on each thread, calling `afterEach` after each one; returns the
-        /// threads whose live state ended up different from what they committed.
-        func run(seed: UInt64, transactions: Int, afterEach: @escaping @Sendable (inout SeededGenerator) -> Void) -> [String] {
+        /// threads whose live state ended up different from what they committed. With
+        /// `deferred`, transactions commit without waiting for the disk
+        /// (``Heap/deferringDurability(_:)``) and count as acknowledged once
+        /// ``Heap/waitUntilDurable(_:)`` returns for the commit point taken after them: a server's
+        /// early lock release.
+        func run(seed: UInt64, transactions: Int, deferred: Bool = false, afterEach: @escaping @Sendable (inout SeededGenerator) -> Void) -> [String] {
             let threads = tables.count
             DispatchQueue.concurrentPerform(iterations: threads) { index in
                 let table = try! heap.object(at: tables[index], as: Table.self)
@@ -127,7 +131,13 @@ import FerriteMedium
                 for _ in 0..<transactions {
                     let planned = Workload.plan(from: model, rng: &rng)
                     progress.lock.withLock { $0[index].pending = planned.aborts ? nil : planned.result }
-                    let committed = try! Workload.run(planned, on: table, heap: heap, shared: sharedCell)
+                    let committed: Bool
+                    if deferred {
+                        committed = try! heap.deferringDurability { try Workload.run(planned, on: table, heap: heap, shared: sharedCell) }
+                        heap.waitUntilDurable(heap.commitPoint)
+                    } else {
+                        committed = try! Workload.run(planned, on: table, heap: heap, shared: sharedCell)
+                    }
                     precondition(committed == !planned.aborts)
                     model = planned.result
                     progress.lock.withLock {
