@@ -50,4 +50,15 @@ extension Heap {
         guard let storage, !storage.isDurable(through: point.logPosition) else { return }
         storage.waitDurable(through: point.logPosition)
     }
+
+    /// Like ``waitUntilDurable(_:)``, for threads that must not wait behind a sync already under
+    /// way (an event loop, which would rather serve other clients meanwhile): if one is, returns
+    /// false at once and calls `notify` once `point` is durable, on the thread that completed the
+    /// sync (keep it short: hand work back to your own thread). Otherwise returns true once
+    /// `point` is durable, having synced the log itself if needed (no other thread involved: the
+    /// lowest latency when the disk is idle).
+    public func waitUntilDurable(_ point: CommitPoint, unlessBusy notify: @escaping @Sendable () -> Void) -> Bool {
+        guard let storage, !storage.isDurable(through: point.logPosition) else { return true }
+        return storage.waitDurable(through: point.logPosition, unlessBusy: notify)
+    }
 }

@@ -181,7 +181,7 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
     }
 
     /// The end of every record appended so far, by any thread.
-    var appendedEnd: UInt64 { log.end }
+    var appendedEnd: UInt64 { log.appendedEnd }
 
     /// Whether every record up to `lsn` is durable as this medium promises it: synced with
     /// ``StorageSync/full``, written with ``StorageSync/normal``.
@@ -192,6 +192,12 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
     /// Returns once every record up to `lsn` is durable as this medium promises it.
     func waitDurable(through lsn: UInt64) {
         if sync == .full { log.waitDurable(through: lsn) }
+    }
+
+    /// Returns true once every record up to `lsn` is durable, unless a sync is under way: then
+    /// returns false and calls `notify` once it is.
+    func waitDurable(through lsn: UInt64, unlessBusy notify: @escaping @Sendable () -> Void) -> Bool {
+        sync == .normal || log.waitDurable(through: lsn, unlessBusy: notify)
     }
 
     // MARK: Checkpoints

@@ -67,6 +67,8 @@ final class WriteAheadLog: @unchecked Sendable {
     @exclusivity(unchecked) private var writerWanted = false
     /// `recordCount`, readable without the lock (the writer's gather watches it).
     private let recordCountWord: UnsafeMutablePointer<UInt64>
+    /// `appended`, readable without the lock (a line of its own, next to `recordCountWord`'s).
+    private var appendedWord: UnsafeMutablePointer<UInt64> { recordCountWord + 8 }
     /// The longest the writer waits for them (measured: 50 us carried the most commits per
     /// second with 16 threads; none, 25 and 200 us fewer).
     static let gatherNanoseconds = 50_000
@@ -78,6 +80,12 @@ final class WriteAheadLog: @unchecked Sendable {
     @exclusivity(unchecked) private(set) var recordCount = 0
     /// Recovery: the ring is read from the file up to this LSN.
     @exclusivity(unchecked) private var loadedThrough: UInt64 = 0
+    /// Threads that blocked behind a sync under way since the last batch started, and how many
+    /// the last batch found: the writer pauses between batches for such threads only.
+    @exclusivity(unchecked) private var blockedWaitCount = 0
+    @exclusivity(unchecked) private var blockedWaiters = 0
+    /// Callbacks of ``waitDurable(through:unlessBusy:)`` waiting for a sync past their LSN.
+    @exclusivity(unchecked) private var notifications: [(lsn: UInt64, notify: @Sendable () -> Void)] = []
     /// Records covered by the batches synced so far.
     @exclusivity(unchecked) private var recordsSynced = 0
 
@@ -96,6 +104,7 @@ final class WriteAheadLog: @unchecked Sendable {
         syncedWord.initialize(repeating: start, count: 16)
         recordCountWord = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128).bindMemory(to: UInt64.self, capacity: 16)
         recordCountWord.initialize(repeating: 0, count: 16)
+        (recordCountWord + 8).initialize(to: start)
         batchWords = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 128).bindMemory(to: UInt32.self, capacity: 64)
         batchWords.initialize(repeating: 0, count: 64)
     }
@@ -245,6 +254,7 @@ final class WriteAheadLog: @unchecked Sendable {
         appended = lsn + UInt64(size)
         recordCount += 1
         ferrite_atomic_store_u64(recordCountWord, UInt64(recordCount))
+        ferrite_atomic_store_u64(appendedWord, appended)
         if writeThrough {
             // Written before the fence returns, in LSN order: a process crash loses nothing.
             do { try writeRing(from: written, to: appended) } catch { stop(error) }
@@ -280,6 +290,9 @@ final class WriteAheadLog: @unchecked Sendable {
     var used: Int { state.withLock { Int(appended - checkpointLSN) } }
     /// The end of the appended records.
     var end: UInt64 { state.withLock { appended } }
+    /// The same, read without the lock: it covers every record appended before the caller read
+    /// anything those records' commits wrote.
+    var appendedEnd: UInt64 { ferrite_atomic_load_u64(appendedWord) }
 
     /// Whether every record up to `lsn` is synced (no lock taken).
     func isSynced(through lsn: UInt64) -> Bool { ferrite_atomic_load_u64(syncedWord) >= lsn }
@@ -295,6 +308,7 @@ final class WriteAheadLog: @unchecked Sendable {
                 return
             }
             if busy {
+                blockedWaitCount += 1
                 // Covered by the batch being synced, or else by the next one: sleep on its word.
                 // Woken waiters check `syncedWord` without the lock, so a batch's waiters wake
                 // together instead of handing the lock on one by one.
@@ -310,16 +324,47 @@ final class WriteAheadLog: @unchecked Sendable {
             }
             busy = true
             syncBatch()
-            if appended > synced && writerRunning {
-                // More records came while we synced: the writer syncs them (busy stays set).
-                writerWanted = true
-                state.signal(Self.writerCondition)
-            } else {
-                busy = false
-                // Whoever waits for the next batch must lead it.
-                wake(batch &+ 1)
-            }
+            finishLeading()
             state.unlock()
+        }
+    }
+
+    /// Like ``waitDurable(through:)``, but never waits behind a sync under way: then it returns
+    /// false at once, and `notify` runs (on the thread that completes the sync: keep it short)
+    /// once a sync covers `lsn`. Otherwise it returns true once `lsn` is durable, having led
+    /// the sync itself if one was needed (no thread to wake: the lowest latency when idle).
+    func waitDurable(through lsn: UInt64, unlessBusy notify: @escaping @Sendable () -> Void) -> Bool {
+        if ferrite_atomic_load_u64(syncedWord) >= lsn { return true }
+        state.lock()
+        if synced >= lsn {
+            state.unlock()
+            return true
+        }
+        if busy {
+            // The batch under way, or the one the leader or the writer runs next (more records
+            // than it synced are appended), covers it.
+            notifications.append((lsn, notify))
+            state.unlock()
+            return false
+        }
+        busy = true
+        syncBatch()
+        finishLeading()
+        state.unlock()
+        return true
+    }
+
+    /// A leader's end: the writer syncs what was appended meanwhile (busy stays set), or, with
+    /// no writer, the leader syncs on while notifications wait; then whoever waits for the next
+    /// batch must lead it. Lock held.
+    private func finishLeading() {
+        while !writerRunning && appended > synced && !notifications.isEmpty { syncBatch() }
+        if appended > synced && writerRunning {
+            writerWanted = true
+            state.signal(Self.writerCondition)
+        } else {
+            busy = false
+            wake(batch &+ 1)
         }
     }
 
@@ -337,6 +382,8 @@ final class WriteAheadLog: @unchecked Sendable {
     /// Called with the lock held and `busy` set; releases the lock while writing.
     @discardableResult
     private func syncBatch() -> Int {
+        blockedWaiters = blockedWaitCount
+        blockedWaitCount = 0
         batch &+= 1
         batchEnd = appended
         let covered = recordCount - recordsSynced
@@ -355,13 +402,25 @@ final class WriteAheadLog: @unchecked Sendable {
         ferrite_atomic_store_u64(syncedWord, to)
         syncCount += 1
         wake(current)
+        if !notifications.isEmpty {
+            let ready = notifications.filter { $0.lsn <= to }
+            if !ready.isEmpty {
+                notifications.removeAll { $0.lsn <= to }
+                state.unlock()
+                for notification in ready { notification.notify() }
+                state.lock()
+            }
+        }
         return covered
     }
 
     /// The writer's pause between batches: until `target` records are appended, or a moment has
     /// passed. Lock held.
     private func gather(until target: Int, patience: Int = gatherNanoseconds) {
-        guard recordCount < target else { return }
+        // Only threads blocked on the disk commit again the moment a batch wakes them: for
+        // committers that are told by notification (a server's event loops), which go on with
+        // other work meanwhile, the pause would only take a core they need.
+        guard recordCount < target, blockedWaiters > 0 else { return }
         let deadline = ferrite_monotonic_nanoseconds() + UInt64(patience)
         // Yield rather than sleep: a timed sleep here wakes far too late on virtual machines,
         // and the threads we wait for need this core more than we do.
@@ -471,7 +530,11 @@ final class WriteAheadLog: @unchecked Sendable {
             records += 1
             lsn += UInt64(size)
         }
-        state.withLock { appended = lsn; written = lsn; synced = lsn; ferrite_atomic_store_u64(syncedWord, lsn) }
+        state.withLock {
+            appended = lsn; written = lsn; synced = lsn
+            ferrite_atomic_store_u64(syncedWord, lsn)
+            ferrite_atomic_store_u64(appendedWord, lsn)
+        }
         return (lsn, records)
     }
 

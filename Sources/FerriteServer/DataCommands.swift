@@ -148,7 +148,8 @@ extension CommandEngine {
             }
         }
         if onlyIfAbsent && onlyIfPresent { throw CommandError.syntax }
-        let existing = keys(r[1])
+        // A plain SET needs no lookup first (updateValue finds the old value itself).
+        let existing = onlyIfAbsent || onlyIfPresent || returnOld ? keys(r[1]) : nil
         var old: RESPReply = .null
         if returnOld, let existing {
             guard existing.kind == .string else { throw CommandError.wrongType }

@@ -1,15 +1,18 @@
 import FerriteHeap
 import NIOCore
 
-/// Holds back replies until what they acknowledge (or reveal) is durable, then sends them: one
-/// per event loop, used only on that loop.
+/// Holds back replies until what they acknowledge (or reveal) is durable, then sends them, in
+/// order: one per event loop, used only on that loop.
 ///
 /// Connections run their commands with commits that do not wait for the disk
 /// (``Heap/deferringDurability(_:)``), so their locks are free again at once. Their replies wait
-/// here. Once the loop has handled every connection that was ready (a task runs after the loop's
-/// I/O), it waits once for the highest commit point any of them needs, as Redis's
-/// `appendfsync always` does before it answers, and sends them all. Both loops' waits share the
-/// log's syncs (group commit), so one `fdatasync` answers many clients.
+/// here, in groups: once the loop has handled every connection that was ready (a task runs after
+/// the loop's I/O), the group of their replies waits for the highest commit point any of them
+/// needs. If the log is idle, the loop syncs it itself and answers at once (the lowest latency:
+/// no other thread involved). If a sync is under way, the loop does not wait behind it: it goes
+/// on serving the clients whose requests arrive meanwhile, whose commits join the next sync, and
+/// the group is sent when the log's syncing thread reports that point durable. Groups leave in
+/// the order they were made, so no connection's replies overtake each other.
 final class DurableReplies: @unchecked Sendable {
     struct Waiting {
         let handler: ConnectionHandler
@@ -20,9 +23,12 @@ final class DurableReplies: @unchecked Sendable {
 
     let heap: Heap
     let eventLoop: any EventLoop
+    /// Replies of this loop iteration, not yet grouped.
     private var waiting: [Waiting] = []
     private var highest = CommitPoint.zero
     private var scheduled = false
+    /// Groups waiting for the log, oldest first, each with the point it needs.
+    private var groups: [(point: CommitPoint, replies: [Waiting])] = []
 
     init(heap: Heap, eventLoop: any EventLoop) {
         self.heap = heap
@@ -41,14 +47,27 @@ final class DurableReplies: @unchecked Sendable {
         }
     }
 
+    /// Runs after the loop's I/O: makes this iteration's replies a group and sends every group
+    /// that is durable.
     private func flush() {
         scheduled = false
-        let batch = waiting
-        waiting.removeAll(keepingCapacity: true)
-        heap.waitUntilDurable(highest)
-        for entry in batch {
-            entry.handler.repliesWaiting -= 1
-            entry.handler.deliver(entry.output, context: entry.context, close: entry.close)
+        if !waiting.isEmpty {
+            groups.append((highest, waiting))
+            waiting.removeAll(keepingCapacity: true)
+        }
+        let point = highest
+        let durable = heap.waitUntilDurable(point, unlessBusy: { [self] in eventLoop.execute { self.drain() } })
+        if durable { drain() }
+    }
+
+    /// Sends the groups at the head of the queue whose points are durable.
+    private func drain() {
+        while let group = groups.first, heap.isDurable(group.point) {
+            groups.removeFirst()
+            for entry in group.replies {
+                entry.handler.repliesWaiting -= 1
+                entry.handler.deliver(entry.output, context: entry.context, close: entry.close)
+            }
         }
     }
 }

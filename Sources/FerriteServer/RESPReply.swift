@@ -5,7 +5,7 @@ import NIOCore
 ///
 /// RESP3-only kinds degrade as Redis degrades them for RESP2 clients: a map becomes a flat array
 /// of keys and values, a double a bulk string, a null a null bulk string.
-public indirect enum RESPReply: Equatable, Sendable {
+public enum RESPReply: Equatable, Sendable {
     /// `+OK`: a status line (must not contain CR or LF).
     case simple(String)
     /// `-ERR ...`: an error line; the text starts with its code (`ERR`, `WRONGTYPE`, `NOAUTH`...).

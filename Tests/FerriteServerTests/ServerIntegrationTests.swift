@@ -24,6 +24,7 @@ import Glibc
         let result = try RedisClients.run(python, [script, String(server.port)] + (password.map { [$0] } ?? []))
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("checks passed"), "\(result.output)")
+        print(result.output.split(separator: "\n").last.map(String.init) ?? "")
         #expect(server.terminate() == 0)
     }
 
@@ -139,6 +140,35 @@ import Glibc
             #expect(try client.read() == .integer(i + 1))
             #expect(try client.read() == .bulk("v\(i)"))
         }
+        #expect(server.terminate() == 0)
+    }
+
+    /// Clients that each wait for their reply still share syncs: one `fdatasync` acknowledges the
+    /// writes of many connections (storage mode's group commit through deferred durability).
+    @Test func concurrentClientsShareSyncs() throws {
+        let directory = TemporaryDirectory(onDisk: true)
+        let server = try ServerProcess(pool: directory.file("group.pool"))
+        let port = server.port
+        // Threads of their own (concurrentPerform would run only one per core).
+        let done = DispatchGroup()
+        for client in 0..<16 {
+            done.enter()
+            Thread.detachNewThread {
+                if let connection = try? RawClient(port: port) {
+                    for i in 0..<150 { _ = try? connection.call("SET", "c\(client):\(i)", "value") }
+                }
+                done.leave()
+            }
+        }
+        done.wait()
+        guard case .bulk(let info) = try RawClient(port: port).call("INFO", "all") else { Issue.record("no INFO"); return }
+        func field(_ name: String) -> Int {
+            info.split(separator: "\r\n").first { $0.hasPrefix(name + ":") }.flatMap { Int($0.dropFirst(name.count + 1)) } ?? -1
+        }
+        let commits = field("total_commits"), syncs = field("log_syncs")
+        #expect(commits == 16 * 150)
+        #expect(syncs > 0 && syncs * 2 < commits, "\(syncs) syncs for \(commits) commits")
+        print("server group commit: \(commits) commits from 16 clients in \(syncs) log syncs")
         #expect(server.terminate() == 0)
     }
 
