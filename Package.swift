@@ -33,7 +33,7 @@ let package = Package(
         .target(
             name: "FerriteServer",
             dependencies: [
-                "FerriteHeap", "FerriteCollections",
+                "FerriteHeap", "FerriteCollections", "CFerriteShim",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
