@@ -38,6 +38,14 @@ extension Heap {
         return CommitPoint(logPosition: storage.appendedEnd)
     }
 
+    /// Storage mode: runs (or waits for) a checkpoint if the write-ahead log is more than three
+    /// quarters full. Commits that do not wait for the disk can fill the log faster than the
+    /// background checkpointer empties it; a full log makes a commit run the checkpoint itself,
+    /// under whatever locks its caller holds. Call this before taking them. Cheap otherwise.
+    public func makeLogRoomIfNeeded() {
+        storage?.makeRoomIfNeeded()
+    }
+
     /// Whether every transaction committed before `point` is durable (cheap: no lock, no wait).
     public func isDurable(_ point: CommitPoint) -> Bool {
         guard let storage else { return true }

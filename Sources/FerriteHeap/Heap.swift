@@ -559,27 +559,29 @@ public final class Heap: @unchecked Sendable {
     /// - Throws: ``HeapError/notInTransaction(operation:)`` outside a transaction,
     ///   ``HeapError/poolFull(requestedBytes:maximumBytes:)`` when the pool cannot grow.
     public func allocate<T: PersistentObject>(_ type: T.Type) throws(HeapError) -> T {
-        try ensureRecorded(T.self)
-        return T(handle: try allocateBlock(typeID: T.persistentTypeID, size: T.persistentSize))
+        let id = try ensureRecorded(T.self)
+        return T(handle: try allocateBlock(typeID: id, size: T.persistentSize))
     }
 
     /// Registers a type and records it in the pool the first time this thread allocates one;
     /// afterwards a per-thread list answers without taking the shared types lock.
-    private func ensureRecorded(_ type: any PersistentObject.Type) throws(HeapError) {
+    /// Returns the type's id (computed once here: for generic types it hashes a built name).
+    private func ensureRecorded(_ type: any PersistentObject.Type) throws(HeapError) -> UInt64 {
         let context = self.context()
         let id = type.persistentTypeID
-        if context.recordedTypes.contains(id) { return }
+        if context.recordedTypes.contains(id) { return id }
         try register(type)
         try recordPoolType(type)
         context.recordedTypes.append(id)
+        return id
     }
 
     /// Allocates a zeroed object of type `T` with `size` bytes of fields (at least
     /// `T.persistentSize`), for types whose objects vary in size, such as tables of references.
     public func allocate<T: PersistentObject>(_ type: T.Type, size: Int) throws(HeapError) -> T {
         precondition(size >= T.persistentSize, "an object needs at least persistentSize bytes")
-        try ensureRecorded(T.self)
-        return T(handle: try allocateBlock(typeID: T.persistentTypeID, size: size))
+        let id = try ensureRecorded(T.self)
+        return T(handle: try allocateBlock(typeID: id, size: size))
     }
 
     /// Allocates `count` zeroed bytes (an untyped buffer) in the current transaction.

@@ -194,6 +194,14 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
         if sync == .full { log.waitDurable(through: lsn) }
     }
 
+    /// Runs (or waits for) a checkpoint when more than three quarters of the log are in use, so
+    /// that appenders never find the ring full. Deferred commits do not wait for syncs, so
+    /// nothing else slows them down to the checkpointer's pace; a caller that is about to commit
+    /// while holding its own locks calls this first, without them.
+    func makeRoomIfNeeded() {
+        if log.usedEstimate > log.capacity / 4 * 3 { checkpointOrWait() }
+    }
+
     /// Returns true once every record up to `lsn` is durable, unless a sync is under way: then
     /// returns false and calls `notify` once it is.
     func waitDurable(through lsn: UInt64, unlessBusy notify: @escaping @Sendable () -> Void) -> Bool {

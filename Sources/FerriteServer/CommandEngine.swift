@@ -64,6 +64,8 @@ public final class CommandEngine: @unchecked Sendable {
         case .read:
             return lock.withReadLock { Self.reply { try runData(name, request, session) } }
         case .write:
+            // Never run a checkpoint under the lock (see Heap.makeLogRoomIfNeeded).
+            heap.makeLogRoomIfNeeded()
             let (reply, trashGrew) = lock.withWriteLock {
                 (runTransaction { () throws -> RESPReply in try runData(name, request, session) }, keyspace.trashGrew)
             }
@@ -78,7 +80,8 @@ public final class CommandEngine: @unchecked Sendable {
     /// Its commit does not wait for the disk: nothing is acknowledged by it.
     @discardableResult
     public func reapStep() -> Bool {
-        lock.withWriteLock {
+        heap.makeLogRoomIfNeeded()
+        return lock.withWriteLock {
             keyspace.trashGrew = false
             do {
                 return try heap.deferringDurability { try heap.transaction { try keyspace.reapStep() } }
@@ -368,6 +371,7 @@ public final class CommandEngine: @unchecked Sendable {
         }
         let reply: RESPReply
         if writes {
+            heap.makeLogRoomIfNeeded()
             reply = lock.withWriteLock { runTransaction(runAll) }
         } else {
             reply = lock.withReadLock { (try? runAll()) ?? .array(replies) }

@@ -45,6 +45,7 @@ public final class FerriteServer: Sendable {
         var options = HeapOptions()
         options.maximumSize = configuration.maximumPoolBytes
         options.storageSync = configuration.storageSync
+        options.logCapacity = configuration.logCapacity
         let directory = URL(fileURLWithPath: configuration.poolPath).deletingLastPathComponent().path
         options.durability = configuration.durability ?? (FileSystemInfo.isDAX(path: directory) ? .memory : .storage)
         return try Heap(path: configuration.poolPath, options: options)
@@ -122,6 +123,8 @@ public final class FerriteServer: Sendable {
         try? channel.close().wait()
         try? metricsChannel?.close().wait()
         for connection in connections.all { try? connection.close().wait() }
+        // No notification of the log may reach a loop after it stopped: let the last syncs finish.
+        engine.heap.waitUntilDurable(engine.heap.commitPoint)
         try? group.syncShutdownGracefully()
         engine.stopReaper()
         engine.heap.close()

@@ -13,6 +13,9 @@ public struct ServerConfiguration: Sendable {
     public var durability: Durability? = nil
     /// With storage mode: sync every commit (the default) or every 10 ms.
     public var storageSync = StorageSync.full
+    /// Storage mode: the size of a new pool's write-ahead log ring (checkpoints keep at most about
+    /// half of it in use; recovery replays at most that much).
+    public var logCapacity = 64 << 20
     /// The largest size the pool may grow to.
     public var maximumPoolBytes = 64 << 30
     /// When set, clients must AUTH with it before anything else.

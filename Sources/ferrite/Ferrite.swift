@@ -100,7 +100,7 @@ struct Serve: ParsableCommand {
         let mode = heap.durability == .storage
             ? "storage (write-ahead log \(Heap.logPath(forPool: heap.path)), \(sync == .full ? "fdatasync per commit, group commit" : "synced every 10 ms"))"
             : "memory (\(heap.isDAX ? "DAX: survives power loss" : "not on DAX: survives process crashes only"))"
-        say("ferrite: listening on \(server.address)")
+        say("ferrite: listening on \(server.address.ipAddress ?? bind):\(server.address.port ?? port)")
         say("ferrite: pool \(URL(fileURLWithPath: heap.path).standardizedFileURL.path), \(server.engine.keyCount) keys, durability \(mode)")
         if heap.recovery.replayedTransactions > 0 || heap.recovery.replayedLogRecords > 0 {
             say("ferrite: recovered \(heap.recovery.replayedTransactions) transactions, \(heap.recovery.replayedLogRecords) log records in \(String(format: "%.1f", heap.recovery.openSeconds * 1000)) ms")

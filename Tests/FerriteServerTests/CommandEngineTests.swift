@@ -12,8 +12,9 @@ import Testing
         var session = Session(id: 1, isAuthenticated: true)
         var configuration = ServerConfiguration()
 
-        init(durability: Durability = .memory, password: String? = nil) throws {
+        init(durability: Durability = .memory, password: String? = nil, logCapacity: Int = 64 << 20) throws {
             configuration.poolPath = directory.file("engine.pool")
+            configuration.logCapacity = logCapacity
             configuration.durability = durability
             configuration.maximumPoolBytes = 1 << 30
             configuration.password = password
@@ -181,6 +182,27 @@ import Testing
         let report = f.engine.heap.verify()
         #expect(report.isValid, "\(report)")
         #expect(report.unreachableBlocks.isEmpty, "leaked: \(report)")
+    }
+
+    /// Commits that do not wait for the disk (as the server runs them) on a small log: the log
+    /// fills many times over, checkpoints keep up (none runs under the keyspace lock), and every
+    /// write is there after reopening.
+    @Test func deferredCommitsOnASmallLogCheckpointAndKeepEveryWrite() throws {
+        let f = try Fixture(durability: .storage, logCapacity: 256 << 10)
+        let value = String(repeating: "v", count: 300)
+        for batch in 0..<200 {
+            let heap = f.engine.heap
+            heap.deferringDurability {
+                for i in 0..<20 { f.run("SET", "k\(batch * 20 + i)", value + String(i)) }
+            }
+            heap.waitUntilDurable(heap.commitPoint)
+        }
+        let statistics = try #require(f.engine.heap.storageStatistics)
+        #expect(statistics.checkpoints > 5, "the log filled \(statistics.checkpoints) times")
+        try f.reopen()
+        #expect(f.run("DBSIZE") == .integer(4000))
+        #expect(f.run("GET", "k3999") == .bulk(value + "19"))
+        #expect(f.run("GET", "k0") == .bulk(value + "0"))
     }
 
     @Test(arguments: [Durability.memory, .storage])
