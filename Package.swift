@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(
             name: "FerriteServerTests",
             dependencies: [
-                "FerriteServer", "FerriteHeap", "FerriteTestSupport", "ferrite",
+                "FerriteServer", "FerriteHeap", "FerriteCollections", "FerriteMedium", "FerriteTestSupport", "ferrite",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
