@@ -228,9 +228,13 @@ extension CommandEngine {
         if incr && pairs != 2 { throw CommandError("ERR INCR option supports a single increment-element pair") }
         var updates: [(Double, [UInt8])] = []
         for i in stride(from: index, to: r.count, by: 2) { updates.append((try Self.score(r[i]), r[i + 1])) }
-        // Type checked before anything is created or changed.
+        // Type checked, and INCR's result computed, before anything is created or changed.
         if let entry = keyspace.entry(r[1]), entry.kind != .sortedSet { throw CommandError.wrongType }
         if xx && keyspace.entry(r[1]) == nil { return incr ? .null : .integer(0) }
+        if incr, let (score, member) = updates.first {
+            let old = try keyspace.sortedSet(r[1])?.scores.value(forKey: member)
+            if ((old ?? 0) + score).isNaN { throw CommandError("ERR resulting score is not a number (NaN)") }
+        }
         let set = try keyspace.sortedSet(r[1], create: true)!
         var added: Int64 = 0, changed: Int64 = 0
         var incremented: Double?
