@@ -5,8 +5,11 @@ import NIOCore
 /// One client connection: runs the requests the decoder delivers, in arrival order, a read's
 /// worth at a time (so pipelined requests share one wait for the disk), and sends their replies
 /// once durable.
+///
+/// It frames requests itself, from the bytes of each read (with ``RESPRequestDecoder``), rather
+/// than behind a `ByteToMessageHandler`: one pipeline step and no boxed message per request.
 final class ConnectionHandler: ChannelInboundHandler {
-    typealias InboundIn = [[UInt8]]
+    typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private let engine: CommandEngine
@@ -15,6 +18,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     private let metrics: ServerMetrics
     private var session: Session
     private var requests: [[[UInt8]]] = []
+    private var decoder: RESPRequestDecoder
+    /// Bytes received and not yet framed into a request.
+    private var unread: ByteBuffer?
     /// Replies of this connection held by ``DurableReplies``: later replies queue behind them.
     var repliesWaiting = 0
     private var closing = false
@@ -26,6 +32,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         self.metrics = metrics
         self.logger = logger
         session = Session(id: id, isAuthenticated: !engine.requiresPassword)
+        decoder = RESPRequestDecoder(maximumBulkBytes: engine.configuration.maximumBulkBytes,
+                                     maximumArguments: engine.configuration.maximumArguments)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -58,7 +66,28 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
-        requests.append(unwrapInboundIn(data))
+        var bytes = unwrapInboundIn(data)
+        if unread == nil || unread!.readableBytes == 0 {
+            unread = bytes
+        } else {
+            unread!.writeBuffer(&bytes)
+        }
+        do {
+            while let request = try decoder.next(&unread!) { requests.append(request) }
+        } catch {
+            // The framing is lost: answer what came before, then the error, then close.
+            unread = nil
+            engine.statistics.protocolErrors.add(1, ordering: .relaxed)
+            logger.info("protocol error, closing the connection", metadata: ["error": "\(error.message)"])
+            run(context: context, extra: .error(error.message))
+            return
+        }
+        // Keep a partial request's bytes compact (a large one arrives in many reads).
+        if unread!.readableBytes == 0 {
+            unread = nil
+        } else if unread!.readerIndex > 1 << 16 {
+            unread!.discardReadBytes()
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -108,13 +137,6 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let error = error as? RESPProtocolError {
-            // The framing is lost: answer what came before, then the error, then close.
-            engine.statistics.protocolErrors.add(1, ordering: .relaxed)
-            logger.info("protocol error, closing the connection", metadata: ["error": "\(error.message)"])
-            run(context: context, extra: .error(error.message))
-            return
-        }
         logger.debug("connection error", metadata: ["error": "\(error)"])
         context.close(promise: nil)
     }

@@ -64,7 +64,6 @@ public final class FerriteServer: Sendable {
         let replies = batchers
         let connections = self.connections
         let nextID = Atomic<Int>(1)
-        let bulkLimit = configuration.maximumBulkBytes, argumentLimit = configuration.maximumArguments
         do {
             channel = try ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 511)
@@ -77,8 +76,6 @@ public final class FerriteServer: Sendable {
                     return channel.eventLoop.makeCompletedFuture {
                         let handler = ConnectionHandler(engine: engine, replies: replies[ObjectIdentifier(channel.eventLoop)]!,
                                                         metrics: metrics, logger: logger, id: id)
-                        try channel.pipeline.syncOperations.addHandler(
-                            ByteToMessageHandler(RESPRequestDecoder(maximumBulkBytes: bulkLimit, maximumArguments: argumentLimit)))
                         try channel.pipeline.syncOperations.addHandler(handler)
                     }
                 }
