@@ -22,7 +22,8 @@ public final class CommandEngine: @unchecked Sendable {
     private let reaperState = Mutex<(running: Bool, stopping: Bool)>((false, false))
     private let reaperDone = DispatchSemaphore(value: 0)
 
-    /// Opens the keyspace in `heap` (creating it in a new pool) and resumes freeing the trash.
+    /// Opens the keyspace in `heap` (creating it in a new pool). ``startReaper()`` then resumes
+    /// freeing what a previous run left in the trash.
     public init(heap: Heap, configuration: ServerConfiguration) throws {
         self.heap = heap
         self.configuration = configuration
@@ -39,6 +40,7 @@ public final class CommandEngine: @unchecked Sendable {
 
     /// Runs one request (its first element is the command name) and returns the reply.
     public func execute(_ request: [[UInt8]], session: inout Session) -> RESPReply {
+        guard !request.isEmpty else { return .error("ERR empty command") }
         statistics.commands.add(1, ordering: .relaxed)
         let name = CommandSpec.name(of: request)
         guard let spec = CommandSpec.table[name] else {
@@ -372,7 +374,9 @@ public final class CommandEngine: @unchecked Sendable {
         let reply: RESPReply
         if writes {
             heap.makeLogRoomIfNeeded()
-            reply = lock.withWriteLock { runTransaction(runAll) }
+            let trashGrew: Bool
+            (reply, trashGrew) = lock.withWriteLock { (runTransaction(runAll), keyspace.trashGrew) }
+            if trashGrew { trashSignal.signal() }
         } else {
             reply = lock.withReadLock { (try? runAll()) ?? .array(replies) }
         }
