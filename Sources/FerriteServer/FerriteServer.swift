@@ -28,6 +28,8 @@ public final class FerriteServer: Sendable {
     private let connections = ConnectionRegistry()
     private let logger: Logger
     private let stopped = Mutex(false)
+    /// Left once a stop has finished: a second caller of ``stop()`` waits for the first.
+    private let stopDone = DispatchGroup()
 
     /// Opens (or creates) the pool, recovers it, and starts listening.
     public static func start(configuration: ServerConfiguration, logger: Logger) throws -> FerriteServer {
@@ -99,6 +101,7 @@ public final class FerriteServer: Sendable {
         }
         address = channel.localAddress!
         metricsAddress = metricsChannel?.localAddress
+        stopDone.enter()
         engine.startReaper()
     }
 
@@ -109,13 +112,18 @@ public final class FerriteServer: Sendable {
 
     /// Stops accepting, closes every connection (replies still waiting for the disk are dropped:
     /// their writes are committed, and durable once the pool closes), stops the event loops and
-    /// closes the pool. Idempotent.
+    /// closes the pool. Idempotent; a call made while another is stopping the server returns
+    /// once that one is done (the process may then exit safely).
     public func stop() {
         let first = stopped.withLock { stopped -> Bool in
             defer { stopped = true }
             return !stopped
         }
-        guard first else { return }
+        guard first else {
+            stopDone.wait()
+            return
+        }
+        defer { stopDone.leave() }
         logger.info("shutting down")
         try? channel.close().wait()
         try? metricsChannel?.close().wait()
