@@ -18,7 +18,7 @@ public final class CommandEngine: @unchecked Sendable {
     let statistics = ServerStatistics()
     private let startTime = Date()
     /// Wakes the reaper when values went to the trash.
-    private let trashSignal = DispatchSemaphore(value: 0)
+    let trashSignal = DispatchSemaphore(value: 0)
     private let reaperState = Mutex<(running: Bool, stopping: Bool)>((false, false))
     private let reaperDone = DispatchSemaphore(value: 0)
 
@@ -40,25 +40,10 @@ public final class CommandEngine: @unchecked Sendable {
 
     /// Runs one request (its first element is the command name) and returns the reply.
     public func execute(_ request: [[UInt8]], session: inout Session) -> RESPReply {
-        guard !request.isEmpty else { return .error("ERR empty command") }
-        statistics.commands.add(1, ordering: .relaxed)
-        let name = CommandSpec.name(of: request)
-        guard let spec = CommandSpec.table[name] else {
-            if session.queued != nil { session.queueFailed = true }
-            let shown = request.dropFirst().prefix(8).map { "'\(Self.text($0).prefix(64))'" }.joined(separator: " ")
-            return .error("ERR unknown command '\(Self.text(request[0]).prefix(128))', with args beginning with: \(shown)")
-        }
-        guard spec.acceptsArgumentCount(request.count) else {
-            if session.queued != nil { session.queueFailed = true }
-            return .error("ERR wrong number of arguments for '\(name)' command")
-        }
-        guard session.isAuthenticated || spec.beforeAuth else {
-            if session.queued != nil { session.queueFailed = true }
-            return .error("NOAUTH Authentication required.")
-        }
-        if session.queued != nil && !spec.controlsTransaction {
-            session.queued!.append(request)
-            return .simple("QUEUED")
+        let name: String, spec: CommandSpec
+        switch admit(request, &session) {
+        case .reply(let reply): return reply
+        case .run(let admittedName, let admittedSpec): (name, spec) = (admittedName, admittedSpec)
         }
         switch spec.access {
         case .none:
@@ -74,6 +59,39 @@ public final class CommandEngine: @unchecked Sendable {
             if trashGrew { trashSignal.signal() }
             return reply
         }
+    }
+
+    /// What becomes of a request before it runs.
+    enum Admission {
+        /// It runs: its lowercased name and its spec.
+        case run(String, CommandSpec)
+        /// It stops here with this reply: unknown, wrong arity, not authenticated, or queued.
+        case reply(RESPReply)
+    }
+
+    /// The checks every request passes first (and MULTI's queueing).
+    func admit(_ request: [[UInt8]], _ session: inout Session) -> Admission {
+        guard !request.isEmpty else { return .reply(.error("ERR empty command")) }
+        statistics.commands.add(1, ordering: .relaxed)
+        let name = CommandSpec.name(of: request)
+        guard let spec = CommandSpec.table[name] else {
+            if session.queued != nil { session.queueFailed = true }
+            let shown = request.dropFirst().prefix(8).map { "'\(Self.text($0).prefix(64))'" }.joined(separator: " ")
+            return .reply(.error("ERR unknown command '\(Self.text(request[0]).prefix(128))', with args beginning with: \(shown)"))
+        }
+        guard spec.acceptsArgumentCount(request.count) else {
+            if session.queued != nil { session.queueFailed = true }
+            return .reply(.error("ERR wrong number of arguments for '\(name)' command"))
+        }
+        guard session.isAuthenticated || spec.beforeAuth else {
+            if session.queued != nil { session.queueFailed = true }
+            return .reply(.error("NOAUTH Authentication required."))
+        }
+        if session.queued != nil && !spec.controlsTransaction {
+            session.queued!.append(request)
+            return .reply(.simple("QUEUED"))
+        }
+        return .run(name, spec)
     }
 
     // MARK: The reaper
@@ -127,7 +145,7 @@ public final class CommandEngine: @unchecked Sendable {
 
     /// Runs `body` as one heap transaction (the caller holds the write lock); a command error
     /// rolls it back and becomes the reply, as does a heap error (a full pool).
-    private func runTransaction(_ body: () throws -> RESPReply) -> RESPReply {
+    func runTransaction(_ body: () throws -> RESPReply) -> RESPReply {
         do {
             let reply = try heap.transaction(body)
             statistics.writes.add(1, ordering: .relaxed)
@@ -163,7 +181,7 @@ public final class CommandEngine: @unchecked Sendable {
 
     // MARK: Connection, server and transaction commands
 
-    private func runControl(_ name: String, _ request: [[UInt8]], _ session: inout Session) -> RESPReply {
+    func runControl(_ name: String, _ request: [[UInt8]], _ session: inout Session) -> RESPReply {
         switch name {
         case "ping":
             if request.count > 2 { return .error("ERR wrong number of arguments for 'ping' command") }
@@ -354,23 +372,8 @@ public final class CommandEngine: @unchecked Sendable {
         if queued.isEmpty { return .array([]) }
         // Connection commands first checked, as Redis runs them in order too; they touch no data.
         let writes = queued.contains { CommandSpec.table[CommandSpec.name(of: $0)]?.access == .write }
-        var replies: [RESPReply] = []
         var inner = session
-        let runAll = { () throws -> RESPReply in
-            for request in queued {
-                let name = CommandSpec.name(of: request)
-                switch CommandSpec.table[name]!.access {
-                case .none: replies.append(self.runControl(name, request, &inner))
-                case .read, .write:
-                    // Commands check their arguments before they change anything, so an error
-                    // here leaves the transaction's other changes intact.
-                    do { replies.append(try self.runData(name, request, inner)) } catch let error as CommandError {
-                        replies.append(.error(error.message))
-                    }
-                }
-            }
-            return .array(replies)
-        }
+        let runAll = { () throws -> RESPReply in try self.runQueued(queued, &inner) }
         let reply: RESPReply
         if writes {
             heap.makeLogRoomIfNeeded()
@@ -378,12 +381,30 @@ public final class CommandEngine: @unchecked Sendable {
             (reply, trashGrew) = lock.withWriteLock { (runTransaction(runAll), keyspace.trashGrew) }
             if trashGrew { trashSignal.signal() }
         } else {
-            reply = lock.withReadLock { (try? runAll()) ?? .array(replies) }
+            reply = lock.withReadLock { (try? runAll()) ?? .error("EXECABORT the transaction could not run") }
         }
         inner.queued = nil
         session = inner
         if case .error(let message) = reply { return .error(message.hasPrefix("EXECABORT") ? message : "EXECABORT \(message)") }
         return reply
+    }
+
+    /// Runs the commands queued since MULTI, in order, with the lock held and (for writes) in a
+    /// transaction. Commands check their arguments before they change anything, so a command
+    /// error leaves the others' changes intact; a heap error (a full pool) is thrown.
+    func runQueued(_ queued: [[[UInt8]]], _ session: inout Session) throws -> RESPReply {
+        var replies: [RESPReply] = []
+        for request in queued {
+            let name = CommandSpec.name(of: request)
+            switch CommandSpec.table[name]!.access {
+            case .none: replies.append(runControl(name, request, &session))
+            case .read, .write:
+                do { replies.append(try runData(name, request, session)) } catch let error as CommandError {
+                    replies.append(.error(error.message))
+                }
+            }
+        }
+        return .array(replies)
     }
 
     // MARK: INFO

@@ -25,6 +25,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     var repliesWaiting = 0
     private var closing = false
     private var counted = false
+    /// Whether the loop holds this connection's requests to run (see ``run(context:extra:)``).
+    private var scheduled = false
+    /// A protocol error to send after the replies of the requests before it.
+    private var pendingExtra: RESPReply?
 
     init(engine: CommandEngine, replies: DurableReplies, metrics: ServerMetrics, logger: Logger, id: Int) {
         self.engine = engine
@@ -77,6 +81,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         } catch {
             // The framing is lost: answer what came before, then the error, then close.
             unread = nil
+            closing = true  // nothing read after this can be framed
             engine.statistics.protocolErrors.add(1, ordering: .relaxed)
             logger.info("protocol error, closing the connection", metadata: ["error": "\(error.message)"])
             run(context: context, extra: .error(error.message))
@@ -95,27 +100,40 @@ final class ConnectionHandler: ChannelInboundHandler {
         context.fireChannelReadComplete()
     }
 
-    /// Runs the requests read so far; `extra` is appended to their replies (a protocol error).
+    /// Hands the requests read so far to the loop, which runs them after its I/O together with
+    /// other connections' (``DurableReplies/run(_:context:)``); `extra` (a protocol error) is
+    /// sent after their replies.
     private func run(context: ChannelHandlerContext, extra: RESPReply? = nil) {
-        guard !requests.isEmpty || extra != nil else { return }
-        var output = context.channel.allocator.buffer(capacity: 128)
-        let batch = requests
-        requests.removeAll(keepingCapacity: true)
-        let engine = self.engine
-        var session = self.session
-        engine.heap.deferringDurability {
-            for request in batch where !session.wantsClose {
-                engine.execute(request, session: &session).write(to: &output, protocolVersion: session.protocolVersion)
-            }
+        if let extra { pendingExtra = extra }
+        guard !requests.isEmpty || pendingExtra != nil, !scheduled else { return }
+        scheduled = true
+        replies.run(self, context: context)
+    }
+
+    /// The requests to run now, and the session to run them with.
+    func takeRequests() -> ([[[UInt8]]], Session) {
+        scheduled = false
+        var batch: [[[UInt8]]] = []
+        swap(&batch, &requests)
+        // After QUIT, nothing more runs.
+        if let quit = batch.firstIndex(where: { CommandSpec.name(of: $0) == "quit" }), quit + 1 < batch.count {
+            batch.removeSubrange((quit + 1)...)
         }
+        return (batch, session)
+    }
+
+    /// Sends the replies of the requests taken by ``takeRequests()`` once `point` is durable.
+    func finish(_ results: [RESPReply], session: Session, point: CommitPoint, context: ChannelHandlerContext) {
         self.session = session
-        metrics.commands.increment(by: Int64(batch.count))
-        if let extra { extra.write(to: &output, protocolVersion: session.protocolVersion) }
-        let close = session.wantsClose || extra != nil
+        var output = context.channel.allocator.buffer(capacity: 128)
+        for reply in results { reply.write(to: &output, protocolVersion: session.protocolVersion) }
+        metrics.commands.increment(by: Int64(results.count))
+        if let extra = pendingExtra { extra.write(to: &output, protocolVersion: session.protocolVersion) }
+        let close = session.wantsClose || pendingExtra != nil
+        pendingExtra = nil
         if close { closing = true }
-        // Waiting for the point after the batch covers its own commits and every commit whose
+        // Waiting for the point after the group covers its own commits and every commit whose
         // effect it read.
-        let point = engine.heap.commitPoint
         if repliesWaiting == 0 && engine.heap.isDurable(point) {
             deliver(output, context: context, close: close)
         } else {

@@ -22,7 +22,10 @@ final class DurableReplies: @unchecked Sendable {
     }
 
     let heap: Heap
+    let engine: CommandEngine
     let eventLoop: any EventLoop
+    /// Connections with requests read in this loop iteration, not yet run.
+    private var ready: [(handler: ConnectionHandler, context: ChannelHandlerContext)] = []
     /// Replies of this loop iteration, not yet grouped.
     private var waiting: [Waiting] = []
     private var highest = CommitPoint.zero
@@ -30,9 +33,25 @@ final class DurableReplies: @unchecked Sendable {
     /// Groups waiting for the log, oldest first, each with the point it needs.
     private var groups: [(point: CommitPoint, replies: [Waiting])] = []
 
-    init(heap: Heap, eventLoop: any EventLoop) {
-        self.heap = heap
+    init(engine: CommandEngine, eventLoop: any EventLoop) {
+        self.engine = engine
+        self.heap = engine.heap
         self.eventLoop = eventLoop
+    }
+
+    /// Runs `handler`'s requests after the loop's I/O, with those of every other connection
+    /// ready in this iteration (``CommandEngine/executeGroup(_:sessions:)``).
+    func run(_ handler: ConnectionHandler, context: ChannelHandlerContext) {
+        eventLoop.preconditionInEventLoop()
+        ready.append((handler, context))
+        scheduleFlush()
+    }
+
+    private func scheduleFlush() {
+        if !scheduled {
+            scheduled = true
+            eventLoop.execute { self.flush() }
+        }
     }
 
     /// Sends `output` once everything committed before `point` is durable.
@@ -41,15 +60,29 @@ final class DurableReplies: @unchecked Sendable {
         waiting.append(Waiting(handler: handler, context: context, output: output, close: close))
         if point > highest { highest = point }
         handler.repliesWaiting += 1
-        if !scheduled {
-            scheduled = true
-            eventLoop.execute { self.flush() }
-        }
+        scheduleFlush()
     }
 
-    /// Runs after the loop's I/O: makes this iteration's replies a group and sends every group
-    /// that is durable.
+    /// Runs after the loop's I/O: runs the ready connections' requests, makes this iteration's
+    /// replies a group and sends every group that is durable.
     private func flush() {
+        if !ready.isEmpty {
+            let connections = ready
+            ready.removeAll(keepingCapacity: true)
+            var batches: [[[[UInt8]]]] = []
+            var sessions: [Session] = []
+            for connection in connections {
+                let (requests, session) = connection.handler.takeRequests()
+                batches.append(requests)
+                sessions.append(session)
+            }
+            let replies = heap.deferringDurability { engine.executeGroup(batches, sessions: &sessions) }
+            // The point after the whole group covers its commits and everything it read.
+            let point = heap.commitPoint
+            for (index, connection) in connections.enumerated() {
+                connection.handler.finish(replies[index], session: sessions[index], point: point, context: connection.context)
+            }
+        }
         scheduled = false
         if !waiting.isEmpty {
             groups.append((highest, waiting))

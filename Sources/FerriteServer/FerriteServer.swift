@@ -62,7 +62,7 @@ public final class FerriteServer: Sendable {
         let metrics = ServerMetrics()
         // One reply batcher per event loop, used only on its loop.
         var batchers: [ObjectIdentifier: DurableReplies] = [:]
-        for loop in group.makeIterator() { batchers[ObjectIdentifier(loop)] = DurableReplies(heap: heap, eventLoop: loop) }
+        for loop in group.makeIterator() { batchers[ObjectIdentifier(loop)] = DurableReplies(engine: engine, eventLoop: loop) }
         let replies = batchers
         let connections = self.connections
         let nextID = Atomic<Int>(1)

@@ -12,11 +12,11 @@ import Testing
         var session = Session(id: 1, isAuthenticated: true)
         var configuration = ServerConfiguration()
 
-        init(durability: Durability = .memory, password: String? = nil, logCapacity: Int = 64 << 20) throws {
+        init(durability: Durability = .memory, password: String? = nil, logCapacity: Int = 64 << 20, maximumPoolBytes: Int = 1 << 30) throws {
             configuration.poolPath = directory.file("engine.pool")
             configuration.logCapacity = logCapacity
             configuration.durability = durability
-            configuration.maximumPoolBytes = 1 << 30
+            configuration.maximumPoolBytes = maximumPoolBytes
             configuration.password = password
             engine = try CommandEngine(heap: try FerriteServer.openPool(configuration), configuration: configuration)
             session = Session(id: 1, isAuthenticated: password == nil)
@@ -208,6 +208,23 @@ import Testing
         #expect(f.run("DBSIZE") == .integer(4000))
         #expect(f.run("GET", "k3999") == .bulk(value + "19"))
         #expect(f.run("GET", "k0") == .bulk(value + "0"))
+    }
+
+    /// A loop iteration's requests run as one transaction; when it cannot commit (a full pool),
+    /// they run again one by one: only the request that cannot fit fails, and nothing is lost.
+    @Test func aGroupThatFillsThePoolFallsBackToOneByOne() throws {
+        let f = try Fixture(maximumPoolBytes: 24 << 20)
+        let huge = [UInt8](repeating: 7, count: 30 << 20)
+        var sessions = [f.session, f.session]
+        let replies = f.engine.executeGroup([
+            [[Array("SET".utf8), Array("a".utf8), Array("1".utf8)], [Array("SET".utf8), Array("huge".utf8), huge]],
+            [[Array("SET".utf8), Array("b".utf8), Array("2".utf8)], [Array("INCR".utf8), Array("a".utf8)]],
+        ], sessions: &sessions)
+        #expect(replies[0][0] == .ok)
+        guard case .error(let message) = replies[0][1] else { Issue.record("the huge SET did not fail"); return }
+        #expect(message.hasPrefix("OOM"))
+        #expect(replies[1] == [.ok, .integer(2)])
+        #expect(f.run("MGET", "a", "b", "huge") == .array([.bulk("2"), .bulk("2"), .null]))
     }
 
     @Test(arguments: [Durability.memory, .storage])

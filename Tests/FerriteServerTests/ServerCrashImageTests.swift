@@ -8,9 +8,10 @@ import Testing
 @testable import FerriteServer
 
 /// Simulated power failures under the server's commands, run as the server runs them: commits
-/// that do not wait for the disk, replies (acknowledgements) only once their commit point is
-/// durable. At every sync of the log or the pool file, crash images are recovered, a command
-/// engine opened on them, and its keyspace compared with what was acknowledged.
+/// that do not wait for the disk (one per command, or one for a group of requests), replies
+/// (acknowledgements) only once their commit point is durable. At every sync of the log or the
+/// pool file, crash images are recovered, a command engine opened on them, and its keyspace
+/// compared with what was acknowledged.
 @Suite struct ServerCrashImageTests {
     /// What a client can observe of the keyspace.
     struct Model: Equatable, CustomStringConvertible {
@@ -158,7 +159,14 @@ import Testing
                 let requests = (atomic ? [["MULTI"]] + commands + [["EXEC"]] : commands).map { $0.map { Array($0.utf8) } }
                 var replies: [RESPReply] = []
                 heap.deferringDurability {
-                    for request in requests { replies.append(engine.execute(request, session: &session)) }
+                    if index % 3 == 0 {
+                        // As the server runs a loop iteration's requests: one transaction for all.
+                        var sessions = [session]
+                        replies = engine.executeGroup([requests], sessions: &sessions)[0]
+                        session = sessions[0]
+                    } else {
+                        for request in requests { replies.append(engine.execute(request, session: &session)) }
+                    }
                 }
                 for reply in replies {
                     if case .error(let message) = reply { failuresOfClients.withLock { $0.append("client \(client), step \(index): \(message)") } }
