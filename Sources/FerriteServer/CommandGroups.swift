@@ -14,7 +14,7 @@ import FerriteHeap
 /// the commands that cannot fit fail.
 extension CommandEngine {
     /// Runs `batches` (each one connection's requests, in order, with its session) and returns
-    /// their replies.
+    /// their replies; a connection's requests after its QUIT do not run.
     func executeGroup(_ batches: [[[[UInt8]]]], sessions: inout [Session]) -> [[RESPReply]] {
         let mayWrite = batches.contains { batch in
             batch.contains { request in
@@ -37,7 +37,7 @@ extension CommandEngine {
                     for index in batches.indices {
                         var out: [RESPReply] = []
                         out.reserveCapacity(batches[index].count)
-                        for request in batches[index] {
+                        for request in batches[index] where !sessions[index].wantsClose {  // nothing after QUIT
                             let (reply, wrote) = try executeLocked(request, &sessions[index])
                             out.append(reply)
                             if wrote { writes += 1 }
@@ -63,7 +63,11 @@ extension CommandEngine {
 
     /// Each request on its own, as ``execute(_:session:)`` runs it.
     private func one(by batches: [[[[UInt8]]]], _ sessions: inout [Session]) -> [[RESPReply]] {
-        batches.indices.map { index in batches[index].map { execute($0, session: &sessions[index]) } }
+        batches.indices.map { index in
+            var replies: [RESPReply] = []
+            for request in batches[index] where !sessions[index].wantsClose { replies.append(execute(request, session: &sessions[index])) }
+            return replies
+        }
     }
 
     /// Runs one request inside the group's transaction, the exclusive lock held: command errors

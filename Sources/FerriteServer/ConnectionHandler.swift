@@ -15,7 +15,6 @@ final class ConnectionHandler: ChannelInboundHandler {
     private let engine: CommandEngine
     private let replies: DurableReplies
     private let logger: Logger
-    private let metrics: ServerMetrics
     private var session: Session
     private var requests: [[[UInt8]]] = []
     private var decoder: RESPRequestDecoder
@@ -30,10 +29,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// A protocol error to send after the replies of the requests before it.
     private var pendingExtra: RESPReply?
 
-    init(engine: CommandEngine, replies: DurableReplies, metrics: ServerMetrics, logger: Logger, id: Int) {
+    init(engine: CommandEngine, replies: DurableReplies, logger: Logger, id: Int) {
         self.engine = engine
         self.replies = replies
-        self.metrics = metrics
         self.logger = logger
         session = Session(id: id, isAuthenticated: !engine.requiresPassword)
         decoder = RESPRequestDecoder(maximumBulkBytes: engine.configuration.maximumBulkBytes,
@@ -55,7 +53,6 @@ final class ConnectionHandler: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in bound.value.close(promise: nil) }
             return
         }
-        metrics.connections.increment()
         context.fireChannelActive()
     }
 
@@ -63,7 +60,6 @@ final class ConnectionHandler: ChannelInboundHandler {
         if counted {
             engine.statistics.connectedClients.add(-1, ordering: .relaxed)
             counted = false
-            metrics.connections.decrement()
         }
         context.fireChannelInactive()
     }
@@ -115,10 +111,6 @@ final class ConnectionHandler: ChannelInboundHandler {
         scheduled = false
         var batch: [[[UInt8]]] = []
         swap(&batch, &requests)
-        // After QUIT, nothing more runs.
-        if let quit = batch.firstIndex(where: { CommandSpec.name(of: $0) == "quit" }), quit + 1 < batch.count {
-            batch.removeSubrange((quit + 1)...)
-        }
         return (batch, session)
     }
 
@@ -127,7 +119,6 @@ final class ConnectionHandler: ChannelInboundHandler {
         self.session = session
         var output = context.channel.allocator.buffer(capacity: 128)
         for reply in results { reply.write(to: &output, protocolVersion: session.protocolVersion) }
-        metrics.commands.increment(by: Int64(results.count))
         if let extra = pendingExtra { extra.write(to: &output, protocolVersion: session.protocolVersion) }
         let close = session.wantsClose || pendingExtra != nil
         pendingExtra = nil

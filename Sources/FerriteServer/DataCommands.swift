@@ -22,8 +22,9 @@ extension CommandEngine {
         case "exists":
             return .integer(Int64(r.dropFirst().filter { keys.entry($0) != nil }.count))
         case "type":
-            switch keys.entry(r[1])?.kind {
-            case nil: return keys.entry(r[1]) == nil ? .simple("none") : .simple("unknown")
+            guard let entry = keys.entry(r[1]) else { return .simple("none") }
+            switch entry.kind {
+            case nil: return .simple("unknown")
             case .string: return .simple("string")
             case .hash: return .simple("hash")
             case .sortedSet: return .simple("zset")

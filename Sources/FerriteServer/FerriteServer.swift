@@ -77,7 +77,7 @@ public final class FerriteServer: Sendable {
                     connections.add(channel)
                     return channel.eventLoop.makeCompletedFuture {
                         let handler = ConnectionHandler(engine: engine, replies: replies[ObjectIdentifier(channel.eventLoop)]!,
-                                                        metrics: metrics, logger: logger, id: id)
+                                                        logger: logger, id: id)
                         try channel.pipeline.syncOperations.addHandler(handler)
                     }
                 }

@@ -15,9 +15,7 @@ public struct RESPProtocolError: Error, Equatable, CustomStringConvertible {
 /// Incremental: a bulk string split across many reads is not re-parsed from its start, and its
 /// bytes are copied once. Limits protect the server: at most `maximumArguments` arguments, and
 /// bulk strings and inline lines of at most `maximumBulkBytes` and 64 KiB.
-public struct RESPRequestDecoder: ByteToMessageDecoder {
-    public typealias InboundOut = [[UInt8]]
-
+public struct RESPRequestDecoder {
     public static let maximumInlineBytes = 64 << 10
     let maximumBulkBytes: Int
     let maximumArguments: Int
@@ -31,18 +29,6 @@ public struct RESPRequestDecoder: ByteToMessageDecoder {
     public init(maximumBulkBytes: Int = 512 << 20, maximumArguments: Int = 1 << 20) {
         self.maximumBulkBytes = maximumBulkBytes
         self.maximumArguments = maximumArguments
-    }
-
-    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let request = try next(&buffer) else { return .needMoreData }
-        context.fireChannelRead(wrapInboundOut(request))
-        return .continue
-    }
-
-    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        // A request cut off by the peer's close is dropped (Redis does the same).
-        while let request = try next(&buffer) { context.fireChannelRead(wrapInboundOut(request)) }
-        return .needMoreData
     }
 
     /// The next complete request in `buffer`, consuming its bytes; nil when more bytes are
@@ -123,6 +109,8 @@ public struct RESPRequestDecoder: ByteToMessageDecoder {
         var words: [[UInt8]] = []
         var index = 0
         func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0B || byte == 0x0C }
+        /// A closing quote must be followed by a space or the end of the line.
+        func closesWord(at quote: Int) -> Bool { quote + 1 == line.count || isSpace(line[quote + 1]) }
         func hex(_ byte: UInt8) -> UInt8? {
             switch byte {
             case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
@@ -155,8 +143,7 @@ public struct RESPRequestDecoder: ByteToMessageDecoder {
                         default: word.append(line[index])
                         }
                     } else if byte == UInt8(ascii: "\"") {
-                        // A closing quote must be followed by a space or the end.
-                        if index + 1 < line.count && !isSpace(line[index + 1]) { return nil }
+                        guard closesWord(at: index) else { return nil }
                         index += 1
                         break
                     } else {
@@ -170,7 +157,7 @@ public struct RESPRequestDecoder: ByteToMessageDecoder {
                         word.append(UInt8(ascii: "'"))
                         index += 1
                     } else if byte == UInt8(ascii: "'") {
-                        if index + 1 < line.count && !isSpace(line[index + 1]) { return nil }
+                        guard closesWord(at: index) else { return nil }
                         index += 1
                         break
                     } else {

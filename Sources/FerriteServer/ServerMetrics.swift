@@ -3,13 +3,18 @@ import Metrics
 import NIOCore
 import NIOHTTP1
 import Prometheus
+import Synchronization
 
 /// The server's metrics, recorded through swift-metrics into a Prometheus registry of its own
-/// (so that several servers in one process, as in the tests, keep theirs apart).
+/// (so that several servers in one process, as in the tests, keep theirs apart). Everything is
+/// read from the engine's own counters when scraped: nothing is counted twice on the request
+/// path.
 final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
-    let commands: Metrics.Counter
-    let connections: Metrics.Meter
+    private let commands: Metrics.Counter
+    /// The engine's command count at the last scrape (the counter moves by the difference).
+    private let commandsReported = Mutex(0)
+    private let connections: Metrics.Gauge
     private let keys: Metrics.Gauge
     private let poolBytes: Metrics.Gauge
     private let poolUsedBytes: Metrics.Gauge
@@ -21,7 +26,7 @@ final class ServerMetrics: Sendable {
     init() {
         let factory = PrometheusMetricsFactory(registry: registry)
         commands = Metrics.Counter(label: "ferrite_commands_total", factory: factory)
-        connections = Metrics.Meter(label: "ferrite_connected_clients", factory: factory)
+        connections = Metrics.Gauge(label: "ferrite_connected_clients", factory: factory)
         keys = Metrics.Gauge(label: "ferrite_keys", factory: factory)
         poolBytes = Metrics.Gauge(label: "ferrite_pool_bytes", factory: factory)
         poolUsedBytes = Metrics.Gauge(label: "ferrite_pool_used_bytes", factory: factory)
@@ -33,6 +38,14 @@ final class ServerMetrics: Sendable {
 
     /// The metrics in Prometheus's text format, with the gauges read from the engine now.
     func exposition(engine: CommandEngine) -> [UInt8] {
+        let statistics = engine.statistics
+        let processed = statistics.commands.load(ordering: .relaxed)
+        let delta = commandsReported.withLock { reported in
+            defer { reported = processed }
+            return max(0, processed - reported)
+        }
+        commands.increment(by: Int64(delta))
+        connections.record(statistics.connectedClients.load(ordering: .relaxed))
         keys.record(engine.keyCount)
         poolBytes.record(engine.heap.size.current)
         poolUsedBytes.record(engine.heap.bytesInUse.chunks)

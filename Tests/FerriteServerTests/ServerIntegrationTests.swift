@@ -143,6 +143,19 @@ import Glibc
         #expect(server.terminate() == 0)
     }
 
+    /// QUIT answers OK and closes the connection; requests pipelined after it do not run.
+    @Test func quitEndsTheConnectionAndWhatFollowsIt() throws {
+        let directory = TemporaryDirectory(onDisk: true)
+        let server = try ServerProcess(pool: directory.file("quit.pool"))
+        let client = try RawClient(port: server.port)
+        try client.send(RawClient.encode(["SET", "before", "1"]) + RawClient.encode(["QUIT"]) + RawClient.encode(["SET", "after", "1"]))
+        #expect(try client.read() == .simple("OK"))
+        #expect(try client.read() == .simple("OK"))
+        #expect(client.isClosedByPeer())
+        #expect(try RawClient(port: server.port).call("MGET", "before", "after") == .array([.bulk("1"), .null]))
+        #expect(server.terminate() == 0)
+    }
+
     /// Clients that each wait for their reply still share syncs: one `fdatasync` acknowledges the
     /// writes of many connections (storage mode's group commit through deferred durability).
     @Test func concurrentClientsShareSyncs() throws {
