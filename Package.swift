@@ -1,4 +1,5 @@
 // swift-tools-version: 6.0
+import CompilerPluginSupport
 import PackageDescription
 
 let package = Package(
@@ -8,6 +9,7 @@ let package = Package(
         .library(name: "FerriteHeap", targets: ["FerriteHeap"]),
         .library(name: "FerriteMedium", targets: ["FerriteMedium"]),
         .library(name: "FerriteCollections", targets: ["FerriteCollections"]),
+        .library(name: "FerriteObjects", targets: ["FerriteObjects"]),
         .library(name: "FerriteServer", targets: ["FerriteServer"]),
         .executable(name: "ferrite", targets: ["ferrite"]),
         .executable(name: "ferrite-bank", targets: ["ferrite-bank"]),
@@ -19,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // The @Persistent macro's compiler plugin only (a version range: any 600-series release).
+        .package(url: "https://github.com/swiftlang/swift-syntax.git", "600.0.1"..<"700.0.0"),
     ],
     targets: [
         // The C shim: cache-line flushes, fences, CPU feature detection, atomics on mapped words.
@@ -29,6 +33,20 @@ let package = Package(
         .target(name: "FerriteHeap", dependencies: ["FerriteMedium", "CFerriteShim"]),
         // Persistent collections: strings, arrays, hash maps and sorted maps that live in the pool.
         .target(name: "FerriteCollections", dependencies: ["FerriteHeap"]),
+        // The compiler plugin behind @Persistent: reads a class, writes its persistent layout and
+        // accessors, and diagnoses what cannot be persisted. Kept thin: swift-syntax only.
+        .macro(
+            name: "FerriteMacros",
+            dependencies: [
+                .product(name: "SwiftSyntax", package: "swift-syntax"),
+                .product(name: "SwiftSyntaxMacros", package: "swift-syntax"),
+                .product(name: "SwiftCompilerPlugin", package: "swift-syntax"),
+                .product(name: "SwiftDiagnostics", package: "swift-syntax"),
+            ]
+        ),
+        // @Persistent classes: the macro's declaration and what its expansions call (property
+        // storage, layouts, schema fingerprints and migration).
+        .target(name: "FerriteObjects", dependencies: ["FerriteHeap", "FerriteCollections", "FerriteMacros"]),
         // The Redis-protocol server: RESP framing, commands over a persistent keyspace, SwiftNIO.
         .target(
             name: "FerriteServer",
@@ -64,6 +82,18 @@ let package = Package(
         .testTarget(
             name: "FerriteCollectionsTests",
             dependencies: ["FerriteCollections", "FerriteHeap", "FerriteMedium", "FerriteTestSupport"]
+        ),
+        .testTarget(
+            name: "FerriteMacrosTests",
+            dependencies: [
+                "FerriteMacros",
+                .product(name: "SwiftSyntaxMacrosGenericTestSupport", package: "swift-syntax"),
+                .product(name: "SwiftSyntaxMacroExpansion", package: "swift-syntax"),
+            ]
+        ),
+        .testTarget(
+            name: "FerriteObjectsTests",
+            dependencies: ["FerriteObjects", "FerriteHeap", "FerriteCollections", "FerriteMedium", "FerriteTestSupport"]
         ),
         .testTarget(
             name: "FerriteServerTests",

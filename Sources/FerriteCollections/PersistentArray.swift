@@ -15,7 +15,7 @@ public final class PersistentArray<Element: PersistentStorable>: PersistentObjec
     public static var persistentTypeName: String { "Ferrite.Array<\(Element.persistentTag)>" }
     public static var persistentSize: Int { 32 }
     public static var persistentReferenceOffsets: [Int] { [ArrayLayout.buffer] }
-    public static var persistentDependentTypes: [any PersistentObject.Type] { [ArrayBuffer<Element>.self] }
+    public static var persistentDependentTypes: [any PersistentObject.Type] { [ArrayBuffer<Element>.self] + referencedTypes(Element.self) }
     public let handle: ObjectHandle
     public init(handle: ObjectHandle) { self.handle = handle }
 

@@ -21,7 +21,7 @@ public final class PersistentDictionary<Key: PersistentHashable, Value: Persiste
     public static var persistentTypeName: String { "Ferrite.Dictionary<\(Key.persistentTag),\(Value.persistentTag)>" }
     public static var persistentSize: Int { 48 }
     public static var persistentReferenceOffsets: [Int] { [DictionaryLayout.table, DictionaryLayout.oldTable] }
-    public static var persistentDependentTypes: [any PersistentObject.Type] { [HashTableObject<Key, Value>.self] }
+    public static var persistentDependentTypes: [any PersistentObject.Type] { [HashTableObject<Key, Value>.self] + referencedTypes(Key.self, Value.self) }
     public let handle: ObjectHandle
     public init(handle: ObjectHandle) { self.handle = handle }
 

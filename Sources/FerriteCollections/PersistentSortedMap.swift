@@ -19,7 +19,7 @@ public final class PersistentSortedMap<Key: PersistentComparable, Value: Persist
     public static var persistentTypeName: String { "Ferrite.SortedMap<\(Key.persistentTag),\(Value.persistentTag)>" }
     public static var persistentSize: Int { 40 }
     public static var persistentReferenceOffsets: [Int] { [SortedMapLayout.root] }
-    public static var persistentDependentTypes: [any PersistentObject.Type] { [SortedMapNode<Key, Value>.self] }
+    public static var persistentDependentTypes: [any PersistentObject.Type] { [SortedMapNode<Key, Value>.self] + referencedTypes(Key.self, Value.self) }
     public let handle: ObjectHandle
     public init(handle: ObjectHandle) { self.handle = handle }
 

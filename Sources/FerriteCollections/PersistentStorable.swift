@@ -26,6 +26,19 @@ public protocol PersistentStorable {
     func store(into handle: ObjectHandle, at offset: Int) throws(HeapError)
     /// Frees the storage owned by the value stored at `address`, in the current transaction.
     static func releaseStored(at address: UnsafeRawPointer, heap: Heap) throws(HeapError)
+    /// The persistent object type a stored value refers to (for references to objects and
+    /// optional references), which a collection holding such values registers along with itself.
+    /// The default is nil.
+    static var persistentReferencedType: (any PersistentObject.Type)? { get }
+}
+
+extension PersistentStorable {
+    public static var persistentReferencedType: (any PersistentObject.Type)? { nil }
+}
+
+/// The object types referred to by values of `types` (for ``PersistentObject/persistentDependentTypes``).
+func referencedTypes(_ types: any PersistentStorable.Type...) -> [any PersistentObject.Type] {
+    types.compactMap { $0.persistentReferencedType }
 }
 
 /// A key of a ``PersistentDictionary``: hashable the same way in every process.
@@ -169,6 +182,7 @@ extension PersistentStorable where Self: PersistentObject {
     public static var persistentStoredSize: Int { 8 }
     public static var persistentStoredReferenceOffsets: [Int] { [0] }
     public static var persistentOwnsStorage: Bool { false }
+    public static var persistentReferencedType: (any PersistentObject.Type)? { Self.self }
     /// The object the stored reference points at (not checked: a collection stores only
     /// references to live objects it was given).
     public static func loadStored(from address: UnsafeRawPointer, heap: Heap) -> Self {
@@ -185,6 +199,7 @@ extension Optional: PersistentStorable where Wrapped: PersistentObject & Persist
     public static var persistentStoredSize: Int { 8 }
     public static var persistentStoredReferenceOffsets: [Int] { [0] }
     public static var persistentOwnsStorage: Bool { false }
+    public static var persistentReferencedType: (any PersistentObject.Type)? { Wrapped.self }
     public static func loadStored(from address: UnsafeRawPointer, heap: Heap) -> Self {
         let reference = address.loadUnaligned(as: UInt64.self)
         return reference == 0 ? nil : Wrapped(handle: ObjectHandle(unchecked: reference, in: heap))
@@ -199,3 +214,11 @@ extension Optional: PersistentStorable where Wrapped: PersistentObject & Persist
 @usableFromInline enum Stored {
     @inlinable static func stride<T: PersistentStorable>(_ type: T.Type) -> Int { (T.persistentStoredSize + 7) & ~7 }
 }
+
+// MARK: - Collections inside collections and objects
+
+/// A collection stored in another collection or an object's field is a reference to it (the
+/// holder does not own it).
+extension PersistentArray: PersistentStorable {}
+extension PersistentDictionary: PersistentStorable {}
+extension PersistentSortedMap: PersistentStorable {}

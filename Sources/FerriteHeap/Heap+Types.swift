@@ -22,7 +22,14 @@ extension Heap {
             swiftTypes[id] = type
             return true
         }
-        if added { for dependent in type.persistentDependentTypes { try register(dependent) } }
+        guard added else { return }
+        do {
+            for dependent in type.persistentDependentTypes { try register(dependent) }
+            try type.persistentTypeDidRegister(in: self)
+        } catch {
+            _ = typesLock.withLock { swiftTypes.removeValue(forKey: id) }
+            throw error
+        }
     }
 
     /// The names of the types recorded in the pool, by type id.

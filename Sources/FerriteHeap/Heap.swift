@@ -490,6 +490,10 @@ public final class Heap: @unchecked Sendable {
     public func transaction<R>(_ body: () throws -> R) throws -> R {
         guard !isClosed else { throw HeapError.closed }
         let context = self.context()
+        let outermost = context.depth == 0
+        let enclosing = outermost ? pthread_getspecific(currentHeapKey) : nil
+        if outermost { pthread_setspecific(currentHeapKey, Unmanaged.passUnretained(self).toOpaque()) }
+        defer { if outermost { pthread_setspecific(currentHeapKey, enclosing) } }
         context.depth += 1
         let result: R
         do {
@@ -522,6 +526,13 @@ public final class Heap: @unchecked Sendable {
 
     /// Whether the calling thread is inside a transaction on this heap.
     public var inTransaction: Bool { context().isActive }
+
+    /// The heap whose transaction the calling thread is running (the innermost one when
+    /// transactions of several heaps nest), or nil outside any transaction. `@Persistent`
+    /// initializers allocate their objects in it.
+    public static var current: Heap? {
+        pthread_getspecific(currentHeapKey).map { Unmanaged<Heap>.fromOpaque($0).takeUnretainedValue() }
+    }
 
     func activeContext(_ operation: String) throws(HeapError) -> TransactionContext {
         guard !isClosed else { throw .closed }
@@ -584,6 +595,22 @@ public final class Heap: @unchecked Sendable {
         return T(handle: try allocateBlock(typeID: id, size: size))
     }
 
+    /// Allocates a zeroed object of type `T` in the current transaction and returns its handle,
+    /// without making a proxy (for initializers that make themselves the object's proxy).
+    public func allocateObject<T: PersistentObject>(of type: T.Type) throws(HeapError) -> ObjectHandle {
+        let id = try ensureRecorded(T.self)
+        return try allocateBlock(typeID: id, size: T.persistentSize)
+    }
+
+    /// Dooms the calling thread's transaction on this heap: it rolls back when it ends, and the
+    /// outermost ``transaction(_:)`` throws `error`. For accessors that cannot throw (property
+    /// setters and initializers) when a write fails, say because the pool is full. Does nothing
+    /// outside a transaction, or if the transaction is already doomed.
+    public func failTransaction(_ error: HeapError) {
+        let context = self.context()
+        if context.isActive && context.failure == nil { context.failure = error }
+    }
+
     /// Allocates `count` zeroed bytes (an untyped buffer) in the current transaction.
     public func allocateBytes(_ count: Int) throws(HeapError) -> ObjectHandle {
         try allocateBlock(typeID: TypeID.bytes, size: count)
@@ -601,7 +628,10 @@ public final class Heap: @unchecked Sendable {
 
     /// Frees an object in the current transaction. Its memory is reused only after the
     /// transaction commits. The caller must remove every reference to it.
-    public func free(_ object: some PersistentObject) throws(HeapError) {
+    /// Blocks the object owns (see ``PersistentObject/persistentWillFree(_:)``) are freed with it.
+    public func free<T: PersistentObject>(_ object: T) throws(HeapError) {
+        _ = try activeContext("free")
+        try T.persistentWillFree(object.handle)
         try free(object.handle)
     }
 
@@ -631,9 +661,16 @@ public final class Heap: @unchecked Sendable {
 
     /// Re-creates a proxy of type `T` for the object at `reference`.
     /// - Throws: ``HeapError/typeMismatch(reference:expected:found:)`` if it is another type.
+    /// Registers `T` first if this thread has not yet (see ``register(_:)``).
     public func object<T: PersistentObject>(at reference: UInt64, as type: T.Type) throws(HeapError) -> T {
         let handle = try self.handle(at: reference)
-        guard handle.typeID == T.persistentTypeID else {
+        let id = T.persistentTypeID
+        let context = self.context()
+        if !context.registeredTypes.contains(id) {
+            try register(T.self)
+            context.registeredTypes.append(id)
+        }
+        guard handle.typeID == id else {
             let found = typesLock.withLock { poolTypes[handle.typeID] } ?? "type \(String(handle.typeID, radix: 16))"
             throw .typeMismatch(reference: reference, expected: T.persistentTypeName, found: found)
         }
@@ -654,3 +691,11 @@ public final class Heap: @unchecked Sendable {
     /// few it holds), and the size of a chunk. Costs a pass over the chunk table, not the objects.
     public var bytesInUse: (chunks: Int, chunkSize: Int) { (allocator.chunksInUse * layout.chunkSize, layout.chunkSize) }
 }
+
+/// The thread-local slot behind ``Heap/current``: the heap of the calling thread's outermost
+/// running transaction (unretained).
+let currentHeapKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key, nil)
+    return key
+}()

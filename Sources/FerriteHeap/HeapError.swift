@@ -45,6 +45,12 @@ public enum HeapError: Error, CustomStringConvertible, Equatable, Sendable {
     case invalidRootName(String)
     /// A block was freed twice, or was not allocated.
     case invalidFree(UInt64)
+    /// Objects of a type in this pool were made with a layout the program's type cannot read
+    /// (a field removed, retyped or moved).
+    case schemaMismatch(type: String, difference: String)
+    /// Upgrading a type's objects to a new layout needs to find every reference to them, and the
+    /// pool holds objects of types this process has not registered.
+    case migrationBlocked(type: String, unregistered: [String])
     /// The heap has been closed.
     case closed
 
@@ -92,6 +98,10 @@ public enum HeapError: Error, CustomStringConvertible, Equatable, Sendable {
             "Root name '\(name)' must be 1 to 55 bytes of UTF-8."
         case .invalidFree(let reference):
             "Cannot free \(reference): it is not a live object (double free?)."
+        case .schemaMismatch(let type, let difference):
+            "The pool's \(type) objects have a different layout than the program's \(type): \(difference). Only new fields (with default values) can be added to a persistent type; restore the old declaration, or give the changed type a new persistent type name."
+        case .migrationBlocked(let type, let unregistered):
+            "Upgrading the pool's \(type) objects to the program's new layout must find every reference to them, but the pool holds objects of types not registered in this process: \(unregistered.joined(separator: ", ")). Register those types (heap.register(_:)) before \(type); nothing was changed."
         case .closed:
             "The heap is closed."
         }

@@ -34,12 +34,22 @@ public protocol PersistentObject: AnyObject {
     /// Types whose objects this type's objects own (the nodes of a collection, say):
     /// ``Heap/register(_:)`` registers them along with this one. The default is none.
     static var persistentDependentTypes: [any PersistentObject.Type] { get }
+    /// Called once per heap when ``Heap/register(_:)`` first makes the type known (after its
+    /// dependent types), so that a type can check its objects' stored layout or upgrade them.
+    /// If it throws, the type stays unregistered. The default does nothing.
+    static func persistentTypeDidRegister(in heap: Heap) throws(HeapError)
+    /// Called by ``Heap/free(_:)-(PersistentObject)`` in the freeing transaction, before the
+    /// object's block is freed, so that it can free blocks it owns (the bytes of its strings, say).
+    /// The default does nothing.
+    static func persistentWillFree(_ handle: ObjectHandle) throws(HeapError)
 }
 
 extension PersistentObject {
     public static var persistentReferenceOffsets: [Int] { [] }
     public static func persistentReferenceOffsets(of handle: ObjectHandle) -> [Int] { persistentReferenceOffsets }
     public static var persistentDependentTypes: [any PersistentObject.Type] { [] }
+    public static func persistentTypeDidRegister(in heap: Heap) throws(HeapError) {}
+    public static func persistentWillFree(_ handle: ObjectHandle) throws(HeapError) {}
     /// The stable, 64-bit type id stored in every object of this type.
     public static var persistentTypeID: UInt64 { TypeID.make(persistentTypeName) }
     /// This object's reference: its offset in the pool, stable across processes.

@@ -41,6 +41,8 @@ final class TransactionContext {
     let homeSlots: Range<Int>
     /// Type ids this thread has registered and recorded in the pool already.
     @exclusivity(unchecked) var recordedTypes: [UInt64] = []
+    /// Types this thread has registered through ``Heap/object(at:as:)`` (ids).
+    @exclusivity(unchecked) var registeredTypes: [UInt64] = []
     /// Transaction locks (``ObjectHandle/lockUntilTransactionEnds(wordAt:)``) this transaction
     /// holds: released when it ends, after any rollback.
     @exclusivity(unchecked) var heldLocks: [UnsafeMutableRawPointer] = []

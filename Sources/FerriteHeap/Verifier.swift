@@ -39,10 +39,6 @@ extension Heap {
         let known = typesLock.withLock { poolTypes }
         let registered = typesLock.withLock { swiftTypes }
         var live: [UInt64: UInt64] = [:]  // reference -> type id
-        let table = allocator.chunkTable
-        let chunkCount = allocator.chunkCount
-        let sizes = allocator.sizes
-        var index = 0
         func checkHeader(_ offset: Int, capacity: Int, classIndex: Int?) {
             let block = base + offset
             let typeID = block.load(as: UInt64.self)
@@ -52,64 +48,16 @@ extension Heap {
             }
             if size < 0 || size + ObjectHeader.size > capacity {
                 problem("block \(offset) claims \(size) bytes of fields, more than its \(capacity)-byte block")
-            } else if let classIndex, sizes.classIndex(forBlockSize: size + ObjectHeader.size) != classIndex {
+            } else if let classIndex, allocator.sizes.classIndex(forBlockSize: size + ObjectHeader.size) != classIndex {
                 problem("block \(offset) of \(size) bytes sits in the wrong size class")
-            } else if classIndex == nil, size + ObjectHeader.size <= sizes.largestBlock {
+            } else if classIndex == nil, size + ObjectHeader.size <= allocator.sizes.largestBlock {
                 problem("huge block \(offset) holds only \(size) bytes")
             }
             live[UInt64(offset)] = typeID
             result.liveBlocks += 1
             result.liveBytes += max(0, size)
         }
-        while index < chunkCount {
-            let entry = table[index]
-            let start = layout.heapOffset + index * layout.chunkSize
-            switch ChunkEntry.kind(entry) {
-            case ChunkEntry.free:
-                index += 1
-            case ChunkEntry.small:
-                guard let cls = sizes.classIndex(ofExactBlockSize: ChunkEntry.value(entry)) else {
-                    problem("chunk \(index) has invalid block size \(ChunkEntry.value(entry))")
-                    index += 1
-                    continue
-                }
-                let sizeClass = sizes.classes[cls]
-                let bitmap = (base + start).assumingMemoryBound(to: UInt64.self)
-                for w in 0..<sizeClass.bitmapWords {
-                    let word = bitmap[w]
-                    let remaining = sizeClass.blockCount - w * 64
-                    let valid: UInt64 = remaining >= 64 ? ~0 : (1 << UInt64(remaining)) &- 1
-                    if word & ~valid != 0 { problem("chunk \(index) has bitmap bits past its last block") }
-                    var bits = word & valid
-                    result.freeBlocks += min(64, remaining) - bits.nonzeroBitCount
-                    while bits != 0 {
-                        let bit = bits.trailingZeroBitCount
-                        bits &= bits - 1
-                        checkHeader(start + sizeClass.bitmapBytes + (w * 64 + bit) * sizeClass.blockSize,
-                                    capacity: sizeClass.blockSize, classIndex: cls)
-                    }
-                }
-                index += 1
-            case ChunkEntry.hugeHead:
-                let count = ChunkEntry.value(entry)
-                guard count >= 1, index + count <= chunkCount else {
-                    problem("huge run at chunk \(index) of \(count) chunks overruns the pool")
-                    index += 1
-                    continue
-                }
-                for tail in index + 1 ..< index + count where table[tail] != ChunkEntry.make(ChunkEntry.hugeTail, index) {
-                    problem("chunk \(tail) should continue the huge run at \(index)")
-                }
-                checkHeader(start, capacity: count * layout.chunkSize, classIndex: nil)
-                index += count
-            default:
-                problem("chunk \(index) has entry \(String(entry, radix: 16)) outside any run")
-                index += 1
-            }
-        }
-        for i in chunkCount..<min(layout.maxChunks, chunkCount + 64) where table[i] != 0 {
-            problem("chunk table entry \(i) is set beyond the pool's \(chunkCount) chunks")
-        }
+        result.freeBlocks = walkBlocks(problem: problem, block: checkHeader)
 
         // References: from the roots, then through every object of a registered type.
         var reachable: Set<UInt64> = []
@@ -145,5 +93,69 @@ extension Heap {
             }
         }
         return result
+    }
+}
+
+extension Heap {
+    /// Calls `block` for every allocated block (its pool offset, its capacity in bytes and its size
+    /// class, nil for a huge run) by walking the chunk table and the chunks' bitmaps, and
+    /// `problem` for every malformed chunk entry. Reads the whole chunk table: for the verifier
+    /// and migrations, not for hot paths. Returns the number of free small blocks.
+    @discardableResult
+    func walkBlocks(problem: (String) -> Void, block: (_ offset: Int, _ capacity: Int, _ classIndex: Int?) -> Void) -> Int {
+        let table = allocator.chunkTable
+        let chunkCount = allocator.chunkCount
+        let sizes = allocator.sizes
+        var index = 0
+        var freeBlocks = 0
+        while index < chunkCount {
+            let entry = table[index]
+            let start = layout.heapOffset + index * layout.chunkSize
+            switch ChunkEntry.kind(entry) {
+            case ChunkEntry.free:
+                index += 1
+            case ChunkEntry.small:
+                guard let cls = sizes.classIndex(ofExactBlockSize: ChunkEntry.value(entry)) else {
+                    problem("chunk \(index) has invalid block size \(ChunkEntry.value(entry))")
+                    index += 1
+                    continue
+                }
+                let sizeClass = sizes.classes[cls]
+                let bitmap = (base + start).assumingMemoryBound(to: UInt64.self)
+                for w in 0..<sizeClass.bitmapWords {
+                    let word = bitmap[w]
+                    let remaining = sizeClass.blockCount - w * 64
+                    let valid: UInt64 = remaining >= 64 ? ~0 : (1 << UInt64(remaining)) &- 1
+                    if word & ~valid != 0 { problem("chunk \(index) has bitmap bits past its last block") }
+                    var bits = word & valid
+                    freeBlocks += min(64, remaining) - bits.nonzeroBitCount
+                    while bits != 0 {
+                        let bit = bits.trailingZeroBitCount
+                        bits &= bits - 1
+                        block(start + sizeClass.bitmapBytes + (w * 64 + bit) * sizeClass.blockSize, sizeClass.blockSize, cls)
+                    }
+                }
+                index += 1
+            case ChunkEntry.hugeHead:
+                let count = ChunkEntry.value(entry)
+                guard count >= 1, index + count <= chunkCount else {
+                    problem("huge run at chunk \(index) of \(count) chunks overruns the pool")
+                    index += 1
+                    continue
+                }
+                for tail in index + 1 ..< index + count where table[tail] != ChunkEntry.make(ChunkEntry.hugeTail, index) {
+                    problem("chunk \(tail) should continue the huge run at \(index)")
+                }
+                block(start, count * layout.chunkSize, nil)
+                index += count
+            default:
+                problem("chunk \(index) has entry \(String(entry, radix: 16)) outside any run")
+                index += 1
+            }
+        }
+        for i in chunkCount..<min(layout.maxChunks, chunkCount + 64) where table[i] != 0 {
+            problem("chunk table entry \(i) is set beyond the pool's \(chunkCount) chunks")
+        }
+        return freeBlocks
     }
 }

@@ -1,0 +1,130 @@
+/// Layout upgrades: bringing every object of a type up to the type's current size when a program
+/// adds fields to it.
+extension Heap {
+    /// Gives every object of `type` with fewer than `type.persistentSize` bytes of fields (objects
+    /// made by an earlier version of the program) the current size, then calls `initialize` with
+    /// each upgraded object and its old size, so that it can fill in the new fields (which start
+    /// zeroed).
+    ///
+    /// An object whose block has room grows in place. Any other moves to a new block: its fields
+    /// are copied, every reference to it (from roots, and from objects of registered types) is
+    /// rewritten, and its old block is freed. Finding those references walks everything reachable
+    /// from the roots, so every type whose objects may refer to `type`'s must be registered first
+    /// (``HeapError/migrationBlocked(type:unregistered:)`` names those that are not).
+    ///
+    /// Outside a transaction the work is split into transactions of a bounded size, so a crash
+    /// leaves some objects upgraded and the others as they were: run the upgrade again to finish
+    /// (its result then counts the rest). Inside a transaction it all joins that transaction.
+    /// No other thread may use the heap while it runs. Returns the number of objects upgraded.
+    public func upgradeObjects(of type: any PersistentObject.Type,
+                               initialize: (_ object: ObjectHandle, _ oldSize: Int) throws -> Void) throws -> Int {
+        let id = type.persistentTypeID
+        let newSize = type.persistentSize
+        let newClass = allocator.sizes.classIndex(forBlockSize: newSize + ObjectHeader.size)
+        var grows: [(block: UInt64, size: Int)] = []
+        var moves: [(block: UInt64, size: Int)] = []
+        walkBlocks(problem: { _ in }) { offset, _, classIndex in
+            let block = base + offset
+            guard block.load(as: UInt64.self) == id else { return }
+            let size = Int(truncatingIfNeeded: block.load(fromByteOffset: 8, as: UInt64.self))
+            guard size < newSize else { return }
+            if let classIndex, classIndex == newClass { grows.append((UInt64(offset), size)) } else { moves.append((UInt64(offset), size)) }
+        }
+        if grows.isEmpty && moves.isEmpty { return 0 }
+        let referrers = moves.isEmpty ? [:] : try self.referrers(to: Set(moves.map(\.block)), of: type)
+
+        // Work items in batches that keep each transaction's log well inside its limit.
+        let budget = min(layout.logSlotSize / 4, 64 << 10)
+        var relocated: [UInt64: UInt64] = [:]  // old block -> new block
+        var next = 0
+        let items = grows.map { ($0.block, $0.size, false) } + moves.map { ($0.block, $0.size, true) }
+        while next < items.count {
+            try transaction {
+                let context = self.context()
+                var spent = 0
+                var batch: [(block: UInt64, size: Int, moves: Bool)] = []
+                while next < items.count, spent < budget || batch.isEmpty {
+                    let item = items[next]
+                    batch.append(item)
+                    spent += item.2 ? newSize + 64 + 16 * (referrers[item.0]?.count ?? 0) : 2 * (newSize - item.1) + 64
+                    next += 1
+                }
+                // Copy or grow every object of the batch first, then rewrite the references to
+                // the moved ones (wherever their referrers now live), then free the old blocks.
+                for item in batch {
+                    if item.moves {
+                        let handle = try allocateBlock(typeID: id, size: newSize)
+                        handle.fields.copyMemory(from: base + Int(item.block) + ObjectHeader.size, byteCount: item.size)
+                        relocated[item.block] = handle.reference
+                        try initialize(handle, item.size)
+                    } else {
+                        let block = Int(item.block)
+                        try context.prepareRawWrite(offset: block + 8, count: 8)
+                        (base + block).storeBytes(of: UInt64(newSize), toByteOffset: 8, as: UInt64.self)
+                        let start = block + ObjectHeader.size + item.size
+                        try context.prepareRawWrite(offset: start, count: newSize - item.size)
+                        (base + start).initializeMemory(as: UInt8.self, repeating: 0, count: newSize - item.size)
+                        try initialize(ObjectHandle(heap: self, reference: item.block), item.size)
+                    }
+                }
+                for item in batch where item.moves {
+                    let target = relocated[item.block]!
+                    for slot in referrers[item.block] ?? [] {
+                        var offset = slot.offset
+                        var container = slot.block
+                        if let moved = relocated[slot.block] {
+                            offset = Int(moved) + (slot.offset - Int(slot.block))
+                            container = moved
+                        }
+                        if container == 0 {
+                            try context.prepareRawWrite(offset: offset, count: 8)
+                        } else if !context.prepareWrite(block: container, offset: offset, count: 8) {
+                            throw HeapError.transactionAborted
+                        }
+                        (base + offset).storeBytes(of: target, as: UInt64.self)
+                    }
+                    try context.free(block: item.block)
+                }
+            }
+        }
+        return items.count
+    }
+
+    /// Every word that holds a reference to one of `targets`, as (the block that contains it, 0
+    /// for the root table; its pool offset). Walks everything reachable from the roots.
+    private func referrers(to targets: Set<UInt64>, of type: any PersistentObject.Type) throws(HeapError) -> [UInt64: [(block: UInt64, offset: Int)]] {
+        let registered = typesLock.withLock { swiftTypes }
+        let stored = typesLock.withLock { poolTypes }
+        var result: [UInt64: [(block: UInt64, offset: Int)]] = [:]
+        var seen: Set<UInt64> = []
+        var stack: [UInt64] = []
+        var blocked: Set<String> = []
+        for index in 0..<PoolLayout.rootCapacity {
+            let offset = layout.rootTableOffset + index * PoolLayout.rootEntrySize
+            let reference = (base + offset).load(as: UInt64.self)
+            guard reference != 0, (base + offset).load(fromByteOffset: 8, as: UInt8.self) != 0 else { continue }
+            if targets.contains(reference) { result[reference, default: []].append((0, offset)) }
+            stack.append(reference)
+        }
+        while let reference = stack.popLast() {
+            guard seen.insert(reference).inserted,
+                  Int(reference) >= layout.heapOffset, Int(reference) + ObjectHeader.size <= mapping.mappedSize else { continue }
+            let handle = ObjectHandle(heap: self, reference: reference)
+            let typeID = handle.typeID
+            guard let holder = registered[typeID] else {
+                if typeID != TypeID.bytes { blocked.insert(stored[typeID] ?? "type \(String(typeID, radix: 16))") }
+                continue
+            }
+            for offset in holder.persistentReferenceOffsets(of: handle) where offset >= 0 && offset + 8 <= handle.size {
+                let target = handle.fields.load(fromByteOffset: offset, as: UInt64.self)
+                guard target != 0 else { continue }
+                if targets.contains(target) {
+                    result[target, default: []].append((reference, Int(reference) + ObjectHeader.size + offset))
+                }
+                stack.append(target)
+            }
+        }
+        if !blocked.isEmpty { throw .migrationBlocked(type: type.persistentTypeName, unregistered: blocked.sorted()) }
+        return result
+    }
+}

@@ -1,0 +1,106 @@
+import FerriteCollections
+import FerriteHeap
+import Synchronization
+
+/// The layouts of `@Persistent` types recorded in a pool, and what happens when a program's
+/// layout differs from the recorded one.
+///
+/// Each pool keeps, under the root `ferrite.schemas`, a dictionary from persistent type name to
+/// layout: the size of the fields, then `name:type@offset+size` for every property. When a type
+/// is registered (explicitly, or by its first allocation or typed read), its compiled layout is
+/// compared with the recorded one:
+/// - none recorded: the compiled layout is recorded;
+/// - the same: nothing to do;
+/// - the recorded properties unchanged and new ones appended, each with a default value: the pool's
+///   objects are upgraded in place or moved (``Heap/upgradeObjects(of:initialize:)``), the new
+///   properties get their defaults, and the new layout is recorded;
+/// - anything else (a property removed, retyped or moved, or a new one without a default):
+///   ``HeapError/schemaMismatch(type:difference:)`` naming the type and the difference, and
+///   nothing is changed.
+public enum PersistentSchema {
+    /// The root holding the recorded layouts.
+    public static let rootName = "ferrite.schemas"
+    private static let lock = Mutex(())
+
+    /// The layout of `type` as the schema records it.
+    public static func signature(of type: any PersistentModel.Type) -> String {
+        (["size=\(type.persistentSize)"] + type.persistentFields.map(\.signature)).joined(separator: ";")
+    }
+
+    /// The layout recorded in `heap` for the type named `typeName`, if any.
+    public static func recordedSignature(of typeName: String, in heap: Heap) throws -> String? {
+        try heap.root(rootName, as: PersistentDictionary<String, String>.self)?[typeName]
+    }
+
+    static func check(_ type: any PersistentModel.Type, in heap: Heap) throws(HeapError) {
+        for field in type.persistentFields where field.neededSize > field.size {
+            throw .schemaMismatch(type: type.persistentTypeName, difference:
+                "property '\(field.name)' of type \(field.type) needs \(field.neededSize) bytes but @Persistent gave it \(field.size) (enums must have integer, floating-point or Bool raw values)")
+        }
+        do {
+            try lock.withLock { _ in try record(type, in: heap) }
+        } catch let error as HeapError {
+            throw error
+        } catch {
+            throw .schemaMismatch(type: type.persistentTypeName, difference: "\(error)")
+        }
+    }
+
+    private static func record(_ type: any PersistentModel.Type, in heap: Heap) throws {
+        let compiled = signature(of: type)
+        let schemas = try heap.root(rootName, as: PersistentDictionary<String, String>.self) ?? heap.transaction {
+            let map = try PersistentDictionary<String, String>.make(in: heap)
+            try heap.setRoot(rootName, to: map)
+            return map
+        }
+        guard let stored = schemas[type.persistentTypeName] else {
+            try schemas.updateValue(compiled, forKey: type.persistentTypeName)
+            return
+        }
+        if stored == compiled { return }
+        try checkCompatible(type, stored: stored)
+        _ = try heap.upgradeObjects(of: type) { handle, oldSize in try type.persistentInitializeDefaults(handle, from: oldSize) }
+        try schemas.updateValue(compiled, forKey: type.persistentTypeName)
+    }
+
+    /// Throws unless `type`'s layout is `stored` with properties appended, each with a default.
+    private static func checkCompatible(_ type: any PersistentModel.Type, stored: String) throws(HeapError) {
+        func mismatch(_ difference: String) -> HeapError { .schemaMismatch(type: type.persistentTypeName, difference: difference) }
+        var parts = stored.split(separator: ";").map(String.init)
+        guard let sizePart = parts.first, sizePart.hasPrefix("size="), let storedSize = Int(sizePart.dropFirst(5)) else {
+            throw mismatch("the recorded layout '\(stored)' is not one this version understands")
+        }
+        parts.removeFirst()
+        var recorded: [String: (type: String, place: String)] = [:]
+        var order: [String] = []
+        for part in parts {
+            guard let colon = part.firstIndex(of: ":"), let at = part.lastIndex(of: "@") else {
+                throw mismatch("the recorded layout '\(stored)' is not one this version understands")
+            }
+            let name = String(part[..<colon])
+            recorded[name] = (String(part[part.index(after: colon)..<at]), String(part[part.index(after: at)...]))
+            order.append(name)
+        }
+        let fields = type.persistentFields
+        for name in order {
+            let old = recorded[name]!
+            guard let field = fields.first(where: { $0.name == name }) else {
+                throw mismatch("the pool's objects have a property '\(name)' (\(old.type)) that the program's type no longer declares")
+            }
+            if field.type != old.type {
+                throw mismatch("property '\(name)' is \(old.type) in the pool but \(field.type) in the program")
+            }
+            if "\(field.offset)+\(field.size)" != old.place {
+                throw mismatch("property '\(name)' moved from +\(old.place) to +\(field.offset)+\(field.size) (declare new properties after the existing ones)")
+            }
+        }
+        for field in fields where recorded[field.name] == nil {
+            if field.offset < storedSize {
+                throw mismatch("new property '\(field.name)' sits inside the old layout (declare new properties after the existing ones)")
+            }
+            if !field.hasDefault {
+                throw mismatch("new property '\(field.name)' has no default value for the objects already in the pool (give it one)")
+            }
+        }
+    }
+}
