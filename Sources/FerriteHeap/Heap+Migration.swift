@@ -16,7 +16,11 @@ extension Heap {
     /// leaves some objects upgraded and the others as they were: run the upgrade again to finish
     /// (its result then counts the rest). Inside a transaction it all joins that transaction.
     /// No other thread may use the heap while it runs. Returns the number of objects upgraded.
-    public func upgradeObjects(of type: any PersistentObject.Type,
+    ///
+    /// `layouts` gives the reference offsets of types this process has not registered but whose
+    /// layout the caller knows (from a schema the pool records), by type id, so that the walk can
+    /// look inside their objects too.
+    public func upgradeObjects(of type: any PersistentObject.Type, layouts: [UInt64: [Int]] = [:],
                                initialize: (_ object: ObjectHandle, _ oldSize: Int) throws -> Void) throws -> Int {
         let id = type.persistentTypeID
         let newSize = type.persistentSize
@@ -31,68 +35,79 @@ extension Heap {
             if let classIndex, classIndex == newClass { grows.append((UInt64(offset), size)) } else { moves.append((UInt64(offset), size)) }
         }
         if grows.isEmpty && moves.isEmpty { return 0 }
-        let referrers = moves.isEmpty ? [:] : try self.referrers(to: Set(moves.map(\.block)), of: type)
+        let referrers = moves.isEmpty ? [:] : try self.referrers(to: Set(moves.map(\.block)), of: type, layouts: layouts)
 
-        // Work items in batches that keep each transaction's log well inside its limit.
-        let budget = min(layout.logSlotSize / 4, 64 << 10)
-        var relocated: [UInt64: UInt64] = [:]  // old block -> new block
+        // Work items in batches that keep each transaction's log within its limit: a batch whose
+        // log turns out too large rolls back and is retried in halves.
+        var budget = min(layout.logSlotSize / 4, 64 << 10)
+        var relocated: [UInt64: UInt64] = [:]  // old block -> new block, for committed batches
         var next = 0
         let items = grows.map { ($0.block, $0.size, false) } + moves.map { ($0.block, $0.size, true) }
+        let nested = inTransaction
         while next < items.count {
-            try transaction {
-                let context = self.context()
-                var spent = 0
-                var batch: [(block: UInt64, size: Int, moves: Bool)] = []
-                while next < items.count, spent < budget || batch.isEmpty {
-                    let item = items[next]
-                    batch.append(item)
-                    spent += item.2 ? newSize + 64 + 16 * (referrers[item.0]?.count ?? 0) : 2 * (newSize - item.1) + 64
-                    next += 1
-                }
-                // Copy or grow every object of the batch first, then rewrite the references to
-                // the moved ones (wherever their referrers now live), then free the old blocks.
-                for item in batch {
-                    if item.moves {
-                        let handle = try allocateBlock(typeID: id, size: newSize)
-                        handle.fields.copyMemory(from: base + Int(item.block) + ObjectHeader.size, byteCount: item.size)
-                        relocated[item.block] = handle.reference
-                        try initialize(handle, item.size)
-                    } else {
-                        let block = Int(item.block)
-                        try context.prepareRawWrite(offset: block + 8, count: 8)
-                        (base + block).storeBytes(of: UInt64(newSize), toByteOffset: 8, as: UInt64.self)
-                        let start = block + ObjectHeader.size + item.size
-                        try context.prepareRawWrite(offset: start, count: newSize - item.size)
-                        (base + start).initializeMemory(as: UInt8.self, repeating: 0, count: newSize - item.size)
-                        try initialize(ObjectHandle(heap: self, reference: item.block), item.size)
-                    }
-                }
-                for item in batch where item.moves {
-                    let target = relocated[item.block]!
-                    for slot in referrers[item.block] ?? [] {
-                        var offset = slot.offset
-                        var container = slot.block
-                        if let moved = relocated[slot.block] {
-                            offset = Int(moved) + (slot.offset - Int(slot.block))
-                            container = moved
-                        }
-                        if container == 0 {
-                            try context.prepareRawWrite(offset: offset, count: 8)
-                        } else if !context.prepareWrite(block: container, offset: offset, count: 8) {
-                            throw HeapError.transactionAborted
-                        }
-                        (base + offset).storeBytes(of: target, as: UInt64.self)
-                    }
-                    try context.free(block: item.block)
-                }
+            var end = next
+            var spent = 0
+            while end < items.count, spent < budget || end == next {
+                let item = items[end]
+                spent += item.2 ? 2 * (newSize + ObjectHeader.size) + 128 + 80 * (referrers[item.0]?.count ?? 0) : 2 * (newSize - item.1) + 192
+                end += 1
             }
+            let batch = items[next..<end]
+            var moved: [UInt64: UInt64] = [:]
+            do {
+                try transaction {
+                    let context = self.context()
+                    // Copy or grow every object of the batch first, then rewrite the references
+                    // to the moved ones (wherever their referrers now live), then free the old blocks.
+                    for item in batch {
+                        if item.2 {
+                            let handle = try allocateBlock(typeID: id, size: newSize)
+                            handle.fields.copyMemory(from: base + Int(item.0) + ObjectHeader.size, byteCount: item.1)
+                            moved[item.0] = handle.reference
+                            try initialize(handle, item.1)
+                        } else {
+                            let block = Int(item.0)
+                            try context.prepareRawWrite(offset: block + 8, count: 8)
+                            (base + block).storeBytes(of: UInt64(newSize), toByteOffset: 8, as: UInt64.self)
+                            let start = block + ObjectHeader.size + item.1
+                            try context.prepareRawWrite(offset: start, count: newSize - item.1)
+                            (base + start).initializeMemory(as: UInt8.self, repeating: 0, count: newSize - item.1)
+                            try initialize(ObjectHandle(heap: self, reference: item.0), item.1)
+                        }
+                    }
+                    for item in batch where item.2 {
+                        let target = moved[item.0]!
+                        for slot in referrers[item.0] ?? [] {
+                            var offset = slot.offset
+                            var container = slot.block
+                            if let copy = relocated[slot.block] ?? moved[slot.block] {
+                                offset = Int(copy) + (slot.offset - Int(slot.block))
+                                container = copy
+                            }
+                            if container == 0 {
+                                try context.prepareRawWrite(offset: offset, count: 8)
+                            } else if !context.prepareWrite(block: container, offset: offset, count: 8) {
+                                throw HeapError.transactionAborted
+                            }
+                            (base + offset).storeBytes(of: target, as: UInt64.self)
+                        }
+                        try context.free(block: item.0)
+                    }
+                }
+            } catch HeapError.transactionTooLarge where !nested && end - next > 1 {
+                budget = max(1, budget / 2)
+                continue
+            }
+            relocated.merge(moved) { $1 }
+            next = end
         }
         return items.count
     }
 
     /// Every word that holds a reference to one of `targets`, as (the block that contains it, 0
     /// for the root table; its pool offset). Walks everything reachable from the roots.
-    private func referrers(to targets: Set<UInt64>, of type: any PersistentObject.Type) throws(HeapError) -> [UInt64: [(block: UInt64, offset: Int)]] {
+    private func referrers(to targets: Set<UInt64>, of type: any PersistentObject.Type,
+                           layouts: [UInt64: [Int]]) throws(HeapError) -> [UInt64: [(block: UInt64, offset: Int)]] {
         let registered = typesLock.withLock { swiftTypes }
         let stored = typesLock.withLock { poolTypes }
         var result: [UInt64: [(block: UInt64, offset: Int)]] = [:]
@@ -111,11 +126,16 @@ extension Heap {
                   Int(reference) >= layout.heapOffset, Int(reference) + ObjectHeader.size <= mapping.mappedSize else { continue }
             let handle = ObjectHandle(heap: self, reference: reference)
             let typeID = handle.typeID
-            guard let holder = registered[typeID] else {
+            let offsets: [Int]
+            if let holder = registered[typeID] {
+                offsets = holder.persistentReferenceOffsets(of: handle)
+            } else if let known = layouts[typeID] {
+                offsets = known
+            } else {
                 if typeID != TypeID.bytes { blocked.insert(stored[typeID] ?? "type \(String(typeID, radix: 16))") }
                 continue
             }
-            for offset in holder.persistentReferenceOffsets(of: handle) where offset >= 0 && offset + 8 <= handle.size {
+            for offset in offsets where offset >= 0 && offset + 8 <= handle.size {
                 let target = handle.fields.load(fromByteOffset: offset, as: UInt64.self)
                 guard target != 0 else { continue }
                 if targets.contains(target) {

@@ -3,13 +3,35 @@ import CFerriteShim
 /// The type registry: Swift types known to this process, and the pool's table of the types its
 /// objects have (so that an object of a type this process does not know can still be named).
 extension Heap {
-    /// Makes `type` known to this heap, so that ``object(at:)`` can re-create its proxies.
-    /// Allocating an object registers its type automatically.
+    /// Makes `type` known to this heap, so that ``object(at:)`` can re-create its proxies, with
+    /// its dependent types (``PersistentObject/persistentDependentTypes``, transitively).
+    /// Allocating an object, or reading one with ``object(at:as:)``, registers its type
+    /// automatically.
+    ///
+    /// Once every type is known, each newly known type's
+    /// ``PersistentObject/persistentTypeDidRegister(in:)`` runs (a `@Persistent` type checks, and
+    /// perhaps upgrades, its objects' layout there). If one throws, it and the types whose turn
+    /// had not come stay unregistered, and the error is rethrown.
     ///
     /// - Throws: ``HeapError/typeIDCollision(id:existing:new:)`` if another type name has the same id.
     public func register(_ type: any PersistentObject.Type) throws(HeapError) {
+        var added: [any PersistentObject.Type] = []
+        do {
+            try add(type, into: &added)
+            while let next = added.first {
+                try next.persistentTypeDidRegister(in: self)
+                added.removeFirst()
+            }
+        } catch {
+            typesLock.withLock { for type in added { swiftTypes.removeValue(forKey: type.persistentTypeID) } }
+            throw error
+        }
+    }
+
+    /// Adds `type` and its dependents to the registry, appending those that were not yet in it.
+    private func add(_ type: any PersistentObject.Type, into added: inout [any PersistentObject.Type]) throws(HeapError) {
         let id = type.persistentTypeID
-        let added = try typesLock.withLock { () throws(HeapError) -> Bool in
+        let isNew = try typesLock.withLock { () throws(HeapError) -> Bool in
             if let existing = swiftTypes[id] {
                 if existing.persistentTypeName != type.persistentTypeName {
                     throw .typeIDCollision(id: id, existing: existing.persistentTypeName, new: type.persistentTypeName)
@@ -22,14 +44,9 @@ extension Heap {
             swiftTypes[id] = type
             return true
         }
-        guard added else { return }
-        do {
-            for dependent in type.persistentDependentTypes { try register(dependent) }
-            try type.persistentTypeDidRegister(in: self)
-        } catch {
-            _ = typesLock.withLock { swiftTypes.removeValue(forKey: id) }
-            throw error
-        }
+        guard isNew else { return }
+        added.append(type)
+        for dependent in type.persistentDependentTypes { try add(dependent, into: &added) }
     }
 
     /// The names of the types recorded in the pool, by type id.

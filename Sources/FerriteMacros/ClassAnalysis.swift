@@ -25,7 +25,8 @@ struct ClassAnalysis {
             if let structure = node.as(StructDeclSyntax.self) {
                 kind = "a struct"
                 fixIt = FixIt(message: PersistentFixIt("Make it a final class"), changes: [
-                    .replace(oldNode: Syntax(structure.structKeyword), newNode: Syntax(TokenSyntax.identifier("final class").with(\.trailingTrivia, .space))),
+                    .replace(oldNode: Syntax(structure.structKeyword), newNode: Syntax(TokenSyntax.identifier("final class")
+                        .with(\.leadingTrivia, structure.structKeyword.leadingTrivia).with(\.trailingTrivia, .space))),
                 ])
             } else if node.is(EnumDeclSyntax.self) {
                 kind = "an enum (enums are stored as fields: declare it PersistentRawRepresentable)"
@@ -66,6 +67,20 @@ struct ClassAnalysis {
         }
         layOut()
         checkInitializers()
+        checkMissingInitializer()
+    }
+
+    /// A class without initializers gets `init()` if every property has a default; otherwise
+    /// it is an error, with a memberwise initializer as its fix-it.
+    private mutating func checkMissingInitializer() {
+        guard diagnostics.isEmpty, designatedInitializers.isEmpty, !requiredProperties.isEmpty else { return }
+        let members = declaration.memberBlock
+        let missing = requiredProperties.map { "'\($0.name)'" }.joined(separator: ", ")
+        var withInitializer = members
+        withInitializer.members.append(MemberBlockItemSyntax(decl: DeclSyntax(stringLiteral: memberwiseInitializer)))
+        diagnostics.append(Diagnostic(declaration.name, "noInitializer",
+            "@Persistent class '\(declaration.name.text)' has no initializer for \(missing): add one (it must be 'throws')",
+            fixIt: FixIt(message: PersistentFixIt("Add a memberwise initializer"), changes: [.replace(oldNode: Syntax(members), newNode: Syntax(withInitializer))])))
     }
 
     private mutating func inspect(_ variable: VariableDeclSyntax) {
@@ -142,8 +157,10 @@ struct ClassAnalysis {
         let effects = initializer.signature.effectSpecifiers
         if effects?.throwsClause == nil {
             var signature = initializer.signature
+            let trailing = signature.parameterClause.rightParen.trailingTrivia
+            signature.parameterClause.rightParen.trailingTrivia = []
             var specifiers = signature.effectSpecifiers ?? FunctionEffectSpecifiersSyntax()
-            specifiers.throwsClause = ThrowsClauseSyntax(throwsSpecifier: .keyword(.throws, leadingTrivia: .space))
+            specifiers.throwsClause = ThrowsClauseSyntax(throwsSpecifier: .keyword(.throws, leadingTrivia: .space, trailingTrivia: trailing))
             signature.effectSpecifiers = specifiers
             diagnostics.append(Diagnostic(initializer.initKeyword, "notThrowing", "a @Persistent initializer must be 'throws': it allocates the object in the pool, which can fail (no transaction, a full pool)",
                                           fixIt: FixIt(message: PersistentFixIt("Add 'throws'"), changes: [.replace(oldNode: Syntax(initializer.signature), newNode: Syntax(signature))])))
@@ -157,7 +174,7 @@ struct ClassAnalysis {
         var offset = 0
         for index in properties.indices {
             let type = properties[index].type
-            let alignment = type.slotSize >= 8 ? 8 : type.alignment
+            let alignment = type.alignment
             offset = (offset + alignment - 1) / alignment * alignment
             properties[index].offset = offset
             offset += type.slotSize
@@ -182,7 +199,7 @@ struct ClassAnalysis {
         let required = requiredProperties
         let parameters = required.map { "\($0.name): \($0.typeSyntax.trimmedDescription)" }.joined(separator: ", ")
         let assignments = required.map { "        self.\($0.name) = \($0.name)\n" }.joined()
-        return "\n    \(access)init(\(parameters)) throws {\n\(assignments)    }\n"
+        return "\n\n    \(access)init(\(parameters)) throws {\n\(assignments)    }"
     }
 }
 

@@ -12,20 +12,7 @@ public struct PersistentMacro: MemberMacro, MemberAttributeMacro, ExtensionMacro
                                  conformingTo protocols: [TypeSyntax], in context: some MacroExpansionContext) throws -> [DeclSyntax] {
         let (result, diagnostics) = ClassAnalysis.analyze(declaration, attribute: node)
         for diagnostic in diagnostics { context.diagnose(diagnostic) }
-        guard var analysis = result else { return [] }
-        if analysis.canExpand && analysis.designatedInitializers.isEmpty && !analysis.requiredProperties.isEmpty {
-            let members = analysis.declaration.memberBlock
-            let missing = analysis.requiredProperties.map { "'\($0.name)'" }.joined(separator: ", ")
-            var withInitializer = members
-            withInitializer.rightBrace.leadingTrivia = []
-            let insertion = analysis.memberwiseInitializer
-            withInitializer.members.append(MemberBlockItemSyntax(decl: DeclSyntax(stringLiteral: insertion)))
-            withInitializer.rightBrace = members.rightBrace.with(\.leadingTrivia, .newline)
-            analysis.diagnostics.append(Diagnostic(analysis.declaration.name, "noInitializer",
-                "@Persistent class '\(analysis.declaration.name.text)' has no initializer for \(missing): add one (it must be 'throws')",
-                fixIt: FixIt(message: PersistentFixIt("Add a memberwise initializer"), changes: [.replace(oldNode: Syntax(members), newNode: Syntax(withInitializer))])))
-            context.diagnose(analysis.diagnostics.last!)
-        }
+        guard let analysis = result else { return [] }
         guard analysis.canExpand else { return [] }
         return members(of: analysis, typeName: typeName(node, analysis))
     }
@@ -49,7 +36,6 @@ public struct PersistentMacro: MemberMacro, MemberAttributeMacro, ExtensionMacro
                                  conformingTo protocols: [TypeSyntax], in context: some MacroExpansionContext) throws -> [ExtensionDeclSyntax] {
         let (result, _) = ClassAnalysis.analyze(declaration, attribute: node)
         guard let analysis = result, analysis.canExpand else { return [] }
-        if analysis.designatedInitializers.isEmpty && !analysis.requiredProperties.isEmpty { return [] }
         return [try ExtensionDeclSyntax("extension \(type.trimmed): FerriteObjects.PersistentModel, @unchecked Sendable {}")]
     }
 
@@ -96,7 +82,7 @@ public struct PersistentMacro: MemberMacro, MemberAttributeMacro, ExtensionMacro
             let type = property.type
             return "FerriteObjects.PersistentField(\"\(property.name)\", \(type.spelling).self, offset: \(property.offset), size: \(type.slotSize), optional: \(type.optional), hasDefault: \(property.hasDefault))"
         }
-        members.append("\(raw: access)static let persistentFields: [FerriteObjects.PersistentField] = [\(raw: fields.joined(separator: ",\n"))]")
+        members.append("\(raw: access)static let persistentFields: [FerriteObjects.PersistentField] = [\n\(raw: fields.joined(separator: ",\n"))\n]")
         var defaults = ""
         for property in analysis.properties {
             guard let initializer = property.initializer else { continue }

@@ -52,20 +52,20 @@ public struct PersistentInitializerMacro: BodyMacro {
         }
         let className = context.lexicalContext.lazy.compactMap { $0.as(ClassDeclSyntax.self)?.name.text }.first ?? "Self"
         var items: [CodeBlockItemSyntax] = CodeBlockItemListSyntax(stringLiteral: PropertyCode.initializerPrologue(className: className)).map { $0 }
-        var statements = body.statements.map { $0.trimmed }
-        if storesConstants { statements.append("\(raw: className)._$storeConstants(self)") }
-        let inner = CodeBlockItemListSyntax(statements)
+        var statements = body.statements.map(\.trimmedDescription)
+        if storesConstants { statements.append("\(className)._$storeConstants(self)") }
+        let inner = statements.joined(separator: "\n")
         if TryFinder.containsTry(body.statements) {
             items.append("""
                 do {
-                \(inner)
+                \(raw: inner)
                 } catch {
                     FerriteObjects.PersistentObjects.abandon(\(raw: className).self, _$handle)
                     throw error
                 }
                 """)
         } else {
-            items += inner.map { $0 }
+            items += CodeBlockItemListSyntax(stringLiteral: inner).map { $0 }
         }
         return items
     }

@@ -59,32 +59,54 @@ public enum PersistentSchema {
         }
         if stored == compiled { return }
         try checkCompatible(type, stored: stored)
-        _ = try heap.upgradeObjects(of: type) { handle, oldSize in try type.persistentInitializeDefaults(handle, from: oldSize) }
+        _ = try heap.upgradeObjects(of: type, layouts: knownLayouts(schemas)) { handle, oldSize in
+            try type.persistentInitializeDefaults(handle, from: oldSize)
+        }
         try schemas.updateValue(compiled, forKey: type.persistentTypeName)
+    }
+
+    /// The reference offsets of every type with a recorded layout, and of the blocks behind
+    /// strings and byte strings (none), by type id: an upgrade looks inside their objects even
+    /// when this process has not registered their types.
+    private static func knownLayouts(_ schemas: PersistentDictionary<String, String>) -> [UInt64: [Int]] {
+        var layouts: [UInt64: [Int]] = [
+            PersistentString.persistentTypeID: [],
+            PersistentBytes.persistentTypeID: [],
+        ]
+        for (name, signature) in schemas {
+            layouts[TypeID.make(name)] = fields(of: signature)?.compactMap { field in
+                let type = field.type.hasSuffix("?") ? String(field.type.dropLast()) : field.type
+                return type.hasPrefix("@") || type == String.persistentTag || type == [UInt8].persistentTag ? field.offset : nil
+            }
+        }
+        return layouts
+    }
+
+    /// The fields of a recorded layout (name, type tag, offset, size), or nil if it is malformed.
+    private static func fields(of signature: String) -> [(name: String, type: String, offset: Int, size: Int)]? {
+        var result: [(name: String, type: String, offset: Int, size: Int)] = []
+        for part in signature.split(separator: ";").dropFirst() {
+            guard let colon = part.firstIndex(of: ":"), let at = part.lastIndex(of: "@"), let plus = part.lastIndex(of: "+"), at < plus,
+                  let offset = Int(part[part.index(after: at)..<plus]), let size = Int(part[part.index(after: plus)...]) else { return nil }
+            result.append((String(part[..<colon]), String(part[part.index(after: colon)..<at]), offset, size))
+        }
+        return result
     }
 
     /// Throws unless `type`'s layout is `stored` with properties appended, each with a default.
     private static func checkCompatible(_ type: any PersistentModel.Type, stored: String) throws(HeapError) {
         func mismatch(_ difference: String) -> HeapError { .schemaMismatch(type: type.persistentTypeName, difference: difference) }
-        var parts = stored.split(separator: ";").map(String.init)
-        guard let sizePart = parts.first, sizePart.hasPrefix("size="), let storedSize = Int(sizePart.dropFirst(5)) else {
+        guard let sizePart = stored.split(separator: ";").first, sizePart.hasPrefix("size="), let storedSize = Int(sizePart.dropFirst(5)),
+              let storedFields = fields(of: stored) else {
             throw mismatch("the recorded layout '\(stored)' is not one this version understands")
         }
-        parts.removeFirst()
         var recorded: [String: (type: String, place: String)] = [:]
-        var order: [String] = []
-        for part in parts {
-            guard let colon = part.firstIndex(of: ":"), let at = part.lastIndex(of: "@") else {
-                throw mismatch("the recorded layout '\(stored)' is not one this version understands")
-            }
-            let name = String(part[..<colon])
-            recorded[name] = (String(part[part.index(after: colon)..<at]), String(part[part.index(after: at)...]))
-            order.append(name)
-        }
-        let fields = type.persistentFields
+        for field in storedFields { recorded[field.name] = (field.type, "\(field.offset)+\(field.size)") }
+        let order = storedFields.map(\.name)
+        let compiled = type.persistentFields
         for name in order {
             let old = recorded[name]!
-            guard let field = fields.first(where: { $0.name == name }) else {
+            guard let field = compiled.first(where: { $0.name == name }) else {
                 throw mismatch("the pool's objects have a property '\(name)' (\(old.type)) that the program's type no longer declares")
             }
             if field.type != old.type {
@@ -94,7 +116,7 @@ public enum PersistentSchema {
                 throw mismatch("property '\(name)' moved from +\(old.place) to +\(field.offset)+\(field.size) (declare new properties after the existing ones)")
             }
         }
-        for field in fields where recorded[field.name] == nil {
+        for field in compiled where recorded[field.name] == nil {
             if field.offset < storedSize {
                 throw mismatch("new property '\(field.name)' sits inside the old layout (declare new properties after the existing ones)")
             }
