@@ -1,6 +1,6 @@
 import FerriteCollections
 import FerriteHeap
-import Synchronization
+import Foundation
 
 /// The layouts of `@Persistent` types recorded in a pool, and what happens when a program's
 /// layout differs from the recorded one.
@@ -20,7 +20,9 @@ import Synchronization
 public enum PersistentSchema {
     /// The root holding the recorded layouts.
     public static let rootName = "ferrite.schemas"
-    private static let lock = Mutex(())
+    /// Serializes schema records and upgrades (recursive: checking a type of one heap can open
+    /// another, as crash tests do at every fence).
+    private static let lock = NSRecursiveLock()
 
     /// The layout of `type` as the schema records it.
     public static func signature(of type: any PersistentModel.Type) -> String {
@@ -38,7 +40,7 @@ public enum PersistentSchema {
                 "property '\(field.name)' of type \(field.type) needs \(field.neededSize) bytes but @Persistent gave it \(field.size) (enums must have integer, floating-point or Bool raw values)")
         }
         do {
-            try lock.withLock { _ in try record(type, in: heap) }
+            try lock.withLock { try record(type, in: heap) }
         } catch let error as HeapError {
             throw error
         } catch {
