@@ -69,8 +69,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Example program: a bank that survives being killed.
-        .executableTarget(name: "ferrite-bank", dependencies: ["FerriteHeap"]),
+        // Example program: the TPC-B-like bank, written with @Persistent, that survives being killed.
+        .executableTarget(name: "ferrite-bank", dependencies: ["FerriteObjects"]),
         // Test objects and the randomized workload shared by the tests and the crash worker.
         .target(name: "FerriteTestSupport", dependencies: ["FerriteHeap", "FerriteMedium"]),
         // Child process driven by the real-crash tests.
@@ -93,7 +93,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FerriteObjectsTests",
-            dependencies: ["FerriteObjects", "FerriteHeap", "FerriteCollections", "FerriteMedium", "FerriteTestSupport"]
+            dependencies: ["FerriteObjects", "FerriteHeap", "FerriteCollections", "FerriteMedium", "FerriteTestSupport", "ferrite-bank"]
         ),
         .testTarget(
             name: "FerriteServerTests",
