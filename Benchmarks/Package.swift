@@ -3,6 +3,7 @@
 //   swift run -c release --package-path Benchmarks heap-bench [all|ops|reopen]
 //   swift run -c release --package-path Benchmarks collections-bench [all|dictionary|sorted|open]
 //   swift run -c release --package-path Benchmarks storage-bench
+//   swift run -c release --package-path Benchmarks objects-bench
 // Needs the peers measured in the same run, Debian's libpmemobj-dev (PMDK) for heap-bench and
 // libsqlite3-dev and liblmdb-dev (SQLite, LMDB) for storage-bench: Benchmarks/setup.sh.
 import PackageDescription
@@ -27,6 +28,10 @@ let package = Package(
         .executableTarget(
             name: "collections-bench",
             dependencies: [.product(name: "FerriteCollections", package: "Ferrite"), .product(name: "FerriteHeap", package: "Ferrite"), "BenchmarkSupport"]
+        ),
+        .executableTarget(
+            name: "objects-bench",
+            dependencies: [.product(name: "FerriteObjects", package: "Ferrite"), "BenchmarkSupport"]
         ),
         .executableTarget(
             name: "storage-bench",

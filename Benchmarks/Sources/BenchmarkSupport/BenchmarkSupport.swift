@@ -28,3 +28,8 @@ public func scratchDirectory() -> String {
     try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
+
+/// Keeps a value alive and opaque to the optimizer, so that the work producing it is not removed
+/// or hoisted out of a timed loop.
+@inline(never) @_optimize(none)
+public func blackHole<T>(_ value: T) {}
