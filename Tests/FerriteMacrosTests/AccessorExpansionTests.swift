@@ -147,3 +147,50 @@ import Testing
             """)
     }
 }
+
+@Suite struct PersistentAccessorFormsTests {
+    /// (declared type, the getter's expression, the setter's statement) for every supported form.
+    static let forms: [(String, String, String)] = [
+        ("Int8", "handle[Int8.self, at: 0]", "handle[Int8.self, at: 0] = newValue"),
+        ("UInt64", "handle[UInt64.self, at: 0]", "handle[UInt64.self, at: 0] = newValue"),
+        ("Float", "handle[Float.self, at: 0]", "handle[Float.self, at: 0] = newValue"),
+        ("Swift.Double", "handle[Swift.Double.self, at: 0]", "handle[Swift.Double.self, at: 0] = newValue"),
+        ("Bool", "handle[Bool.self, at: 0]", "handle[Bool.self, at: 0] = newValue"),
+        ("Int?", "FerriteObjects.PersistentFieldStorage.loadOptional(handle, 0, as: Int.self)", "FerriteObjects.PersistentFieldStorage.storeOptional(newValue, handle, 0)"),
+        ("String", "FerriteObjects.PersistentFieldStorage.load(handle, 0, as: String.self)", "FerriteObjects.PersistentFieldStorage.store(newValue, handle, 0)"),
+        ("[UInt8]?", "FerriteObjects.PersistentFieldStorage.loadOptional(handle, 0, as: [UInt8].self)", "FerriteObjects.PersistentFieldStorage.storeOptional(newValue, handle, 0)"),
+        ("Array<UInt8>", "FerriteObjects.PersistentFieldStorage.load(handle, 0, as: [UInt8].self)", "FerriteObjects.PersistentFieldStorage.store(newValue, handle, 0)"),
+        ("Data", "FerriteObjects.PersistentFieldStorage.load(handle, 0, as: Data.self)", "FerriteObjects.PersistentFieldStorage.store(newValue, handle, 0)"),
+        ("UUID", "FerriteObjects.PersistentFieldStorage.load(handle, 0, as: UUID.self)", "FerriteObjects.PersistentFieldStorage.store(newValue, handle, 0)"),
+        ("Foundation.Date?", "FerriteObjects.PersistentFieldStorage.loadOptional(handle, 0, as: Foundation.Date.self)", "FerriteObjects.PersistentFieldStorage.storeOptional(newValue, handle, 0)"),
+        ("Tier", "FerriteObjects.PersistentFieldStorage.load(handle, 0, as: Tier.self)", "FerriteObjects.PersistentFieldStorage.store(newValue, handle, 0)"),
+        ("Bank.Account?", "FerriteObjects.PersistentFieldStorage.loadOptional(handle, 0, as: Bank.Account.self)", "FerriteObjects.PersistentFieldStorage.storeOptional(newValue, handle, 0)"),
+        ("PersistentDictionary<String, Account>", "FerriteObjects.PersistentFieldStorage.load(handle, 0, as: PersistentDictionary<String, Account>.self)", "FerriteObjects.PersistentFieldStorage.store(newValue, handle, 0)"),
+    ]
+
+    @Test("every supported property type gets in-place accessors", arguments: 0..<forms.count)
+    func accessors(index: Int) {
+        let (type, getter, setter) = Self.forms[index]
+        expect("""
+            final class A {
+                @PersistentProperty(offset: 0)
+                var value: \(type) = someDefault
+            }
+            """, expands: """
+            final class A {
+                var value: \(type) {
+                    @storageRestrictions(initializes: _$value)
+                    init(initialValue) {
+                        _$value = FerriteObjects.PersistentPropertyInitialized()
+                    }
+                    get {
+                        \(getter)
+                    }
+                    set {
+                        \(setter)
+                    }
+                }
+            }
+            """)
+    }
+}
