@@ -4,13 +4,18 @@
 //   swift run -c release --package-path Benchmarks collections-bench [all|dictionary|sorted|open]
 //   swift run -c release --package-path Benchmarks storage-bench
 //   swift run -c release --package-path Benchmarks objects-bench
+//   swift run -c release --package-path Benchmarks ferrite-bench ycsb|report ...
 // Needs the peers measured in the same run, Debian's libpmemobj-dev (PMDK) for heap-bench and
 // libsqlite3-dev and liblmdb-dev (SQLite, LMDB) for storage-bench: Benchmarks/setup.sh.
 import PackageDescription
 
 let package = Package(
     name: "FerriteBenchmarks",
-    dependencies: [.package(name: "Ferrite", path: "..")],
+    dependencies: [
+        .package(name: "Ferrite", path: ".."),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+    ],
     targets: [
         .systemLibrary(name: "CLibPMemObj", pkgConfig: "libpmemobj", providers: [.apt(["libpmemobj-dev"])]),
         // PMDK doing the same operations as Ferrite, in C, timed natively.
@@ -28,6 +33,16 @@ let package = Package(
         .executableTarget(
             name: "collections-bench",
             dependencies: [.product(name: "FerriteCollections", package: "Ferrite"), .product(name: "FerriteHeap", package: "Ferrite"), "BenchmarkSupport"]
+        ),
+        // SQLite and LMDB as YCSB stores, in C.
+        .target(name: "YCSBPeers", dependencies: ["CSQLite", "CLMDB"]),
+        .executableTarget(
+            name: "ferrite-bench",
+            dependencies: [
+                .product(name: "FerriteObjects", package: "Ferrite"), "YCSBPeers",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
         ),
         .executableTarget(
             name: "objects-bench",

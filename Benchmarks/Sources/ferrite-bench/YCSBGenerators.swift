@@ -1,0 +1,100 @@
+import Foundation
+
+// The YCSB core generators (workloads.md: "The generators, precisely"), so that results compare
+// with published YCSB figures.
+
+/// 64-bit FNV-1a over the 8 bytes of `value` (YCSB's `fnvhash64`, as a non-negative number).
+func fnv1a64(_ value: UInt64) -> UInt64 {
+    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+    var remaining = value
+    for _ in 0..<8 {
+        hash ^= remaining & 0xFF
+        hash = hash &* 0x0000_0100_0000_01B3
+        remaining >>= 8
+    }
+    return hash & ~(1 << 63)  // YCSB takes the absolute value of a signed long
+}
+
+/// The key of the record with sequence number `sequence`: "user" and the decimal FNV-1a hash.
+func ycsbKey(_ sequence: UInt64) -> String { "user\(fnv1a64(sequence))" }
+
+/// A zipfian distribution over `0..<items` with constant `theta` (Gray et al., as YCSB implements it).
+struct ZipfianGenerator: Sendable {
+    let items: UInt64
+    let theta: Double
+    let alpha: Double
+    let zetaN: Double
+    let eta: Double
+    let halfPowTheta: Double
+
+    init(items: UInt64, theta: Double = 0.99, zetaN precomputed: Double? = nil) {
+        self.items = items
+        self.theta = theta
+        alpha = 1 / (1 - theta)
+        let zeta2 = Self.zeta(2, theta)
+        zetaN = precomputed ?? Self.zeta(items, theta)
+        eta = (1 - pow(2 / Double(items), 1 - theta)) / (1 - zeta2 / zetaN)
+        halfPowTheta = pow(0.5, theta)
+    }
+
+    static func zeta(_ n: UInt64, _ theta: Double) -> Double {
+        var sum = 0.0
+        for i in 1...max(1, n) { sum += 1 / pow(Double(i), theta) }
+        return sum
+    }
+
+    func next(using rng: inout some RandomNumberGenerator) -> UInt64 {
+        let u = Double.random(in: 0..<1, using: &rng)
+        let uz = u * zetaN
+        if uz < 1 { return 0 }
+        if uz < 1 + halfPowTheta { return 1 }
+        return min(items - 1, UInt64(Double(items) * pow(eta * u - eta + 1, alpha)))
+    }
+}
+
+/// YCSB's scrambled zipfian: a zipfian over 10,000,000,000 items (its precomputed zeta for theta
+/// 0.99), hashed onto the record range so that popular records are spread over the key space.
+struct ScrambledZipfianGenerator: Sendable {
+    static let itemCount: UInt64 = 10_000_000_000
+    static let zetan = 26.46902820178302
+    let zipfian = ZipfianGenerator(items: itemCount, theta: 0.99, zetaN: zetan)
+    let records: UInt64
+
+    func next(using rng: inout some RandomNumberGenerator) -> UInt64 {
+        fnv1a64(zipfian.next(using: &rng)) % records
+    }
+}
+
+/// YCSB's "latest": a zipfian over the records inserted so far, counted back from the newest.
+struct LatestGenerator: Sendable {
+    func next(newest: UInt64, using rng: inout some RandomNumberGenerator) -> UInt64 {
+        // A zipfian over the current record count (YCSB recomputes its zeta incrementally; the
+        // count changes by a few percent during a run, so the zeta of the load is kept).
+        let count = newest + 1
+        let zipfian = Self.cache.zipfian(for: count)
+        let back = zipfian.next(using: &rng)
+        return back > newest ? 0 : newest - back
+    }
+
+    /// Zipfians by item count, recomputed when the count has grown by more than 1%.
+    final class Cache: @unchecked Sendable {
+        private var current: ZipfianGenerator?
+        private let lock = NSLock()
+        func zipfian(for count: UInt64) -> ZipfianGenerator {
+            lock.withLock {
+                if let current, current.items <= count, count - current.items <= current.items / 100 { return current }
+                let made = ZipfianGenerator(items: count, theta: 0.99, zetaN: current.map { Self.extend($0, to: count) })
+                current = made
+                return made
+            }
+        }
+        /// The zeta of `count` items from the zeta of fewer (adds the missing terms).
+        static func extend(_ zipfian: ZipfianGenerator, to count: UInt64) -> Double {
+            guard count > zipfian.items else { return ZipfianGenerator.zeta(count, zipfian.theta) }
+            var sum = zipfian.zetaN
+            for i in (zipfian.items + 1)...count { sum += 1 / pow(Double(i), zipfian.theta) }
+            return sum
+        }
+    }
+    static let cache = Cache()
+}
