@@ -12,16 +12,21 @@ extension Heap {
     /// from the roots, so every type whose objects may refer to `type`'s must be registered first
     /// (``HeapError/migrationBlocked(type:unregistered:)`` names those that are not).
     ///
-    /// Outside a transaction the work is split into transactions of a bounded size, so a crash
-    /// leaves some objects upgraded and the others as they were: run the upgrade again to finish
-    /// (its result then counts the rest). Inside a transaction it all joins that transaction.
-    /// No other thread may use the heap while it runs. Returns the number of objects upgraded.
+    /// The work is split into transactions of a bounded size, so a crash leaves some objects
+    /// upgraded and the others as they were: run the upgrade again to finish (its result then
+    /// counts the rest). It cannot run inside a transaction
+    /// (``HeapError/upgradeInTransaction(type:)``), and no other thread may use the heap's objects
+    /// of `type`, or those that refer to them, while it runs. An object referred to from more
+    /// places than one transaction's log can rewrite (about `logSlotSize / 80` of them in memory
+    /// mode) cannot be moved: the upgrade then throws ``HeapError/transactionTooLarge(logBytes:)``.
+    /// Returns the number of objects upgraded.
     ///
     /// `layouts` gives the reference offsets of types this process has not registered but whose
     /// layout the caller knows (from a schema the pool records), by type id, so that the walk can
     /// look inside their objects too.
     public func upgradeObjects(of type: any PersistentObject.Type, layouts: [UInt64: [Int]] = [:],
                                initialize: (_ object: ObjectHandle, _ oldSize: Int) throws -> Void) throws -> Int {
+        guard !inTransaction else { throw HeapError.upgradeInTransaction(type: type.persistentTypeName) }
         let id = type.persistentTypeID
         let newSize = type.persistentSize
         let newClass = allocator.sizes.classIndex(forBlockSize: newSize + ObjectHeader.size)
@@ -43,7 +48,6 @@ extension Heap {
         var relocated: [UInt64: UInt64] = [:]  // old block -> new block, for committed batches
         var next = 0
         let items = grows.map { ($0.block, $0.size, false) } + moves.map { ($0.block, $0.size, true) }
-        let nested = inTransaction
         while next < items.count {
             var end = next
             var spent = 0
@@ -94,7 +98,7 @@ extension Heap {
                         try context.free(block: item.0)
                     }
                 }
-            } catch HeapError.transactionTooLarge where !nested && end - next > 1 {
+            } catch HeapError.transactionTooLarge where end - next > 1 {
                 budget = max(1, budget / 2)
                 continue
             }
@@ -104,11 +108,25 @@ extension Heap {
         return items.count
     }
 
+    /// The number of objects of `type` whose fields are not `type.persistentSize` bytes (objects
+    /// made with another layout). Walks the chunk table.
+    public func objectsWithOtherSizes(of type: any PersistentObject.Type) -> Int {
+        let id = type.persistentTypeID
+        var count = 0
+        walkBlocks(problem: { _ in }) { offset, _, _ in
+            let block = base + offset
+            if block.load(as: UInt64.self) == id, Int(truncatingIfNeeded: block.load(fromByteOffset: 8, as: UInt64.self)) != type.persistentSize {
+                count += 1
+            }
+        }
+        return count
+    }
+
     /// Every word that holds a reference to one of `targets`, as (the block that contains it, 0
     /// for the root table; its pool offset). Walks everything reachable from the roots.
     private func referrers(to targets: Set<UInt64>, of type: any PersistentObject.Type,
                            layouts: [UInt64: [Int]]) throws(HeapError) -> [UInt64: [(block: UInt64, offset: Int)]] {
-        let registered = typesLock.withLock { swiftTypes }
+        let registered = knownTypes
         let stored = typesLock.withLock { poolTypes }
         var result: [UInt64: [(block: UInt64, offset: Int)]] = [:]
         var seen: Set<UInt64> = []

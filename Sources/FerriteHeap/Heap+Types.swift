@@ -5,34 +5,49 @@ import CFerriteShim
 extension Heap {
     /// Makes `type` known to this heap, so that ``object(at:)`` can re-create its proxies, with
     /// its dependent types (``PersistentObject/persistentDependentTypes``, transitively).
-    /// Allocating an object, or reading one with ``object(at:as:)``, registers its type
-    /// automatically.
+    /// Allocating an object, or reading one with ``object(at:as:)`` or ``root(_:as:)``, registers
+    /// its type automatically.
     ///
-    /// Once every type is known, each newly known type's
-    /// ``PersistentObject/persistentTypeDidRegister(in:)`` runs (a `@Persistent` type checks, and
-    /// perhaps upgrades, its objects' layout there). If one throws, it and the types whose turn
-    /// had not come stay unregistered, and the error is rethrown.
+    /// Once the type and all its dependents are known, each newly known type's
+    /// ``PersistentObject/persistentTypeDidRegister(in:)`` runs, the type's own first (a
+    /// `@Persistent` type checks, and perhaps upgrades, its objects' layout there). Only then are
+    /// the types published: other threads registering them wait until then, and never use a type
+    /// whose hook has not finished. If a hook throws, that type and those whose turn had not come
+    /// stay unregistered and the error is rethrown; registering again retries them. Registration
+    /// inside a transaction joins it: if that transaction rolls back, so do the types it registered.
     ///
     /// - Throws: ``HeapError/typeIDCollision(id:existing:new:)`` if another type name has the same id.
     public func register(_ type: any PersistentObject.Type) throws(HeapError) {
+        registrationLock.lock()
+        defer { registrationLock.unlock() }
         var added: [any PersistentObject.Type] = []
+        var visited: Set<UInt64> = []
         do {
-            try add(type, into: &added)
+            try add(type, into: &added, visited: &visited)
             while let next = added.first {
                 try next.persistentTypeDidRegister(in: self)
                 added.removeFirst()
+                let id = next.persistentTypeID
+                typesLock.withLock {
+                    pendingTypes.removeValue(forKey: id)
+                    swiftTypes[id] = next
+                }
+                // Inside a transaction the hook's writes belong to it: so does the registration.
+                if let context = existingContext(), context.isActive { context.provisionalTypes.append(id) }
             }
         } catch {
-            typesLock.withLock { for type in added { swiftTypes.removeValue(forKey: type.persistentTypeID) } }
+            typesLock.withLock { for type in added { pendingTypes.removeValue(forKey: type.persistentTypeID) } }
             throw error
         }
     }
 
-    /// Adds `type` and its dependents to the registry, appending those that were not yet in it.
-    private func add(_ type: any PersistentObject.Type, into added: inout [any PersistentObject.Type]) throws(HeapError) {
+    /// Adds `type` and its dependents (visiting known types too, so that a dependent whose hook
+    /// failed earlier is retried) to the pending types, appending the new ones to `added`.
+    private func add(_ type: any PersistentObject.Type, into added: inout [any PersistentObject.Type], visited: inout Set<UInt64>) throws(HeapError) {
         let id = type.persistentTypeID
+        guard visited.insert(id).inserted else { return }
         let isNew = try typesLock.withLock { () throws(HeapError) -> Bool in
-            if let existing = swiftTypes[id] {
+            if let existing = swiftTypes[id] ?? pendingTypes[id] {
                 if existing.persistentTypeName != type.persistentTypeName {
                     throw .typeIDCollision(id: id, existing: existing.persistentTypeName, new: type.persistentTypeName)
                 }
@@ -41,12 +56,34 @@ extension Heap {
             if let stored = poolTypes[id], !type.persistentTypeName.utf8.starts(with: stored.utf8) {
                 throw .typeIDCollision(id: id, existing: stored, new: type.persistentTypeName)
             }
-            swiftTypes[id] = type
+            pendingTypes[id] = type
             return true
         }
-        guard isNew else { return }
-        added.append(type)
-        for dependent in type.persistentDependentTypes { try add(dependent, into: &added) }
+        if isNew { added.append(type) }
+        for dependent in type.persistentDependentTypes { try add(dependent, into: &added, visited: &visited) }
+    }
+
+    /// Withdraws types registered by a transaction that rolled back (their hooks' writes are
+    /// gone), and makes every thread forget what it had cached about registrations.
+    func unpublish(_ ids: [UInt64]) {
+        typesLock.withLock { for id in ids { swiftTypes.removeValue(forKey: id) } }
+        registrationGeneration.add(1, ordering: .releasing)
+    }
+
+    /// Registers `type` unless this thread has since the last withdrawal (a per-thread list
+    /// answers without taking the registration lock).
+    func ensureRegistered(_ type: any PersistentObject.Type, context: TransactionContext) throws(HeapError) -> UInt64 {
+        let id = type.persistentTypeID
+        context.refreshTypeCaches(generation: registrationGeneration.load(ordering: .acquiring))
+        if context.registeredTypes.contains(id) { return id }
+        try register(type)
+        context.registeredTypes.append(id)
+        return id
+    }
+
+    /// The types whose objects the heap can look into: registered ones and those being registered.
+    var knownTypes: [UInt64: any PersistentObject.Type] {
+        typesLock.withLock { swiftTypes.merging(pendingTypes) { registered, _ in registered } }
     }
 
     /// The names of the types recorded in the pool, by type id.
@@ -121,7 +158,9 @@ extension Heap {
     }
 
     /// The object stored under root `name`, or nil if there is none.
+    /// Registers `T` first if this thread has not yet (see ``register(_:)``).
     public func root<T: PersistentObject>(_ name: String, as type: T.Type) throws(HeapError) -> T? {
+        _ = try ensureRegistered(T.self, context: context())  // first: registering may move the object
         guard let reference = try rootReference(name) else { return nil }
         return try object(at: reference, as: T.self)
     }

@@ -1,6 +1,7 @@
 import CFerriteShim
 import FerriteMedium
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -101,7 +102,14 @@ public final class Heap: @unchecked Sendable {
     private let contextsLock = Lock()
     private var contexts: [TransactionContext] = []
     let typesLock = Lock()
+    /// Registered types: published once their hooks have run.
     var swiftTypes: [UInt64: any PersistentObject.Type] = [:]
+    /// Types being registered (their hooks running), visible to the registering thread's hooks only.
+    var pendingTypes: [UInt64: any PersistentObject.Type] = [:]
+    /// Serializes registrations (recursive: a hook registers the types it uses).
+    let registrationLock = NSRecursiveLock()
+    /// Bumped when a rolled-back transaction withdraws types, so that threads drop their caches.
+    let registrationGeneration = Atomic<Int>(0)
     var poolTypes: [UInt64: String] = [:]
     let rootLock = Lock()
     var reservedRoots: Set<Int> = []
@@ -490,10 +498,9 @@ public final class Heap: @unchecked Sendable {
     public func transaction<R>(_ body: () throws -> R) throws -> R {
         guard !isClosed else { throw HeapError.closed }
         let context = self.context()
-        let outermost = context.depth == 0
-        let enclosing = outermost ? pthread_getspecific(currentHeapKey) : nil
-        if outermost { pthread_setspecific(currentHeapKey, Unmanaged.passUnretained(self).toOpaque()) }
-        defer { if outermost { pthread_setspecific(currentHeapKey, enclosing) } }
+        let enclosing = pthread_getspecific(currentHeapKey)
+        pthread_setspecific(currentHeapKey, Unmanaged.passUnretained(self).toOpaque())
+        defer { pthread_setspecific(currentHeapKey, enclosing) }
         context.depth += 1
         let result: R
         do {
@@ -504,9 +511,16 @@ public final class Heap: @unchecked Sendable {
             throw error
         }
         if context.depth == 1 {
-            // The depth stays 1 while committing, so that close() sees a commit in progress.
-            defer { context.depth = 0 }
-            try context.commit()
+            do {
+                // The depth stays 1 while committing, so that close() sees a commit in progress.
+                defer { context.depth = 0 }
+                try context.commit()
+            }
+            if !context.afterCommitActions.isEmpty {
+                let actions = context.afterCommitActions
+                context.afterCommitActions.removeAll()
+                for action in actions { action() }
+            }
         } else {
             context.depth -= 1
         }
@@ -580,8 +594,9 @@ public final class Heap: @unchecked Sendable {
     private func ensureRecorded(_ type: any PersistentObject.Type) throws(HeapError) -> UInt64 {
         let context = self.context()
         let id = type.persistentTypeID
+        context.refreshTypeCaches(generation: registrationGeneration.load(ordering: .acquiring))
         if context.recordedTypes.contains(id) { return id }
-        try register(type)
+        _ = try ensureRegistered(type, context: context)
         try recordPoolType(type)
         context.recordedTypes.append(id)
         return id
@@ -600,6 +615,13 @@ public final class Heap: @unchecked Sendable {
     public func allocateObject<T: PersistentObject>(of type: T.Type) throws(HeapError) -> ObjectHandle {
         let id = try ensureRecorded(T.self)
         return try allocateBlock(typeID: id, size: T.persistentSize)
+    }
+
+    /// Runs `action` on this thread once its current transaction on this heap has committed
+    /// (outside any transaction), or now outside a transaction. Dropped if the transaction rolls back.
+    public func afterCommit(_ action: @escaping () -> Void) {
+        let context = self.context()
+        if context.isActive { context.afterCommitActions.append(action) } else { action() }
     }
 
     /// Dooms the calling thread's transaction on this heap: it rolls back when it ends, and the
@@ -663,13 +685,8 @@ public final class Heap: @unchecked Sendable {
     /// - Throws: ``HeapError/typeMismatch(reference:expected:found:)`` if it is another type.
     /// Registers `T` first if this thread has not yet (see ``register(_:)``).
     public func object<T: PersistentObject>(at reference: UInt64, as type: T.Type) throws(HeapError) -> T {
+        let id = try ensureRegistered(T.self, context: context())  // first: registering may move objects
         let handle = try self.handle(at: reference)
-        let id = T.persistentTypeID
-        let context = self.context()
-        if !context.registeredTypes.contains(id) {
-            try register(T.self)
-            context.registeredTypes.append(id)
-        }
         guard handle.typeID == id else {
             let found = typesLock.withLock { poolTypes[handle.typeID] } ?? "type \(String(handle.typeID, radix: 16))"
             throw .typeMismatch(reference: reference, expected: T.persistentTypeName, found: found)

@@ -51,6 +51,8 @@ public enum HeapError: Error, CustomStringConvertible, Equatable, Sendable {
     /// Upgrading a type's objects to a new layout needs to find every reference to them, and the
     /// pool holds objects of types this process has not registered.
     case migrationBlocked(type: String, unregistered: [String])
+    /// A type's objects need an upgrade to a new layout, which cannot run inside a transaction.
+    case upgradeInTransaction(type: String)
     /// The heap has been closed.
     case closed
 
@@ -102,6 +104,8 @@ public enum HeapError: Error, CustomStringConvertible, Equatable, Sendable {
             "The pool's \(type) objects have a different layout than the program's \(type): \(difference). Only new fields (with default values) can be added to a persistent type; restore the old declaration, or give the changed type a new persistent type name."
         case .migrationBlocked(let type, let unregistered):
             "Upgrading the pool's \(type) objects to the program's new layout must find every reference to them, but the pool holds objects of types not registered in this process: \(unregistered.joined(separator: ", ")). Register those types (heap.register(_:)) before \(type); nothing was changed."
+        case .upgradeInTransaction(let type):
+            "The pool's \(type) objects must be upgraded to the program's new layout, which cannot happen inside a transaction. Call heap.register(_:) with \(type) (or a type that refers to it) before the first transaction that uses it."
         case .closed:
             "The heap is closed."
         }

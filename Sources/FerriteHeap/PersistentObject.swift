@@ -34,9 +34,10 @@ public protocol PersistentObject: AnyObject {
     /// Types whose objects this type's objects own (the nodes of a collection, say):
     /// ``Heap/register(_:)`` registers them along with this one. The default is none.
     static var persistentDependentTypes: [any PersistentObject.Type] { get }
-    /// Called once per heap when ``Heap/register(_:)`` first makes the type known (after its
-    /// dependent types), so that a type can check its objects' stored layout or upgrade them.
-    /// If it throws, the type stays unregistered. The default does nothing.
+    /// Called once per heap when ``Heap/register(_:)`` first makes the type known (once its
+    /// dependent types are known too, before they are published), so that a type can check its
+    /// objects' stored layout or upgrade them. If it throws, the type stays unregistered. The
+    /// default does nothing.
     static func persistentTypeDidRegister(in heap: Heap) throws(HeapError)
     /// Called by ``Heap/free(_:)-(PersistentObject)`` in the freeing transaction, before the
     /// object's block is freed, so that it can free blocks it owns (the bytes of its strings, say).

@@ -41,8 +41,24 @@ final class TransactionContext {
     let homeSlots: Range<Int>
     /// Type ids this thread has registered and recorded in the pool already.
     @exclusivity(unchecked) var recordedTypes: [UInt64] = []
-    /// Types this thread has registered through ``Heap/object(at:as:)`` (ids).
+    /// Types this thread has registered (ids), valid while the heap's registration generation is
+    /// `typeCacheGeneration`.
     @exclusivity(unchecked) var registeredTypes: [UInt64] = []
+    @exclusivity(unchecked) var typeCacheGeneration = 0
+    /// Types registered inside the current transaction: withdrawn if it rolls back.
+    @exclusivity(unchecked) var provisionalTypes: [UInt64] = []
+    /// What to run once the current transaction has committed (``Heap/afterCommit(_:)``).
+    @exclusivity(unchecked) var afterCommitActions: [() -> Void] = []
+
+    /// Forgets the cached registrations if types were withdrawn since they were cached.
+    @inline(__always)
+    func refreshTypeCaches(generation: Int) {
+        if generation != typeCacheGeneration {
+            recordedTypes.removeAll()
+            registeredTypes.removeAll()
+            typeCacheGeneration = generation
+        }
+    }
     /// Transaction locks (``ObjectHandle/lockUntilTransactionEnds(wordAt:)``) this transaction
     /// holds: released when it ends, after any rollback.
     @exclusivity(unchecked) var heldLocks: [UnsafeMutableRawPointer] = []
@@ -334,6 +350,11 @@ final class TransactionContext {
     }
 
     private func finish(committed: Bool) {
+        if !provisionalTypes.isEmpty {
+            if !committed { heap.unpublish(provisionalTypes) }
+            provisionalTypes.removeAll()
+        }
+        if !committed { afterCommitActions.removeAll() }
         for i in 0..<heldAllocated.count { allocator.release(Int(heldAllocated[i])) }
         heldAllocated.removeAll()
         for i in 0..<heldFreed.count { allocator.release(Int(heldFreed[i])) }  // aborted: the blocks stay live

@@ -50,21 +50,42 @@ public enum PersistentSchema {
 
     private static func record(_ type: any PersistentModel.Type, in heap: Heap) throws {
         let compiled = signature(of: type)
-        let schemas = try heap.root(rootName, as: PersistentDictionary<String, String>.self) ?? heap.transaction {
+        let existing = try heap.root(rootName, as: PersistentDictionary<String, String>.self)
+        let stored = existing?[type.persistentTypeName]
+        if stored == compiled { return }
+        if stored == nil { try checkUnrecordedObjects(type, in: heap) }
+        if let stored { try checkCompatible(type, stored: stored) }
+        // Inside a transaction, write nothing: a recorded layout or an upgrade must not depend on a
+        // transaction that may roll back (nor hold the schemas' lock until it ends). A first
+        // layout is recorded once the transaction has committed; an upgrade cannot wait.
+        if heap.inTransaction {
+            guard stored == nil else { throw HeapError.upgradeInTransaction(type: type.persistentTypeName) }
+            heap.afterCommit { try? lock.withLock { try record(type, in: heap) } }  // retried at the next open if this fails
+            return
+        }
+        let schemas = try existing ?? heap.transaction {
             let map = try PersistentDictionary<String, String>.make(in: heap)
             try heap.setRoot(rootName, to: map)
             return map
         }
-        guard let stored = schemas[type.persistentTypeName] else {
-            try schemas.updateValue(compiled, forKey: type.persistentTypeName)
-            return
-        }
-        if stored == compiled { return }
-        try checkCompatible(type, stored: stored)
-        _ = try heap.upgradeObjects(of: type, layouts: knownLayouts(schemas)) { handle, oldSize in
-            try type.persistentInitializeDefaults(handle, from: oldSize)
+        if stored != nil {
+            _ = try heap.upgradeObjects(of: type, layouts: knownLayouts(schemas)) { handle, oldSize in
+                try type.persistentInitializeDefaults(handle, from: oldSize)
+            }
         }
         try schemas.updateValue(compiled, forKey: type.persistentTypeName)
+    }
+
+    /// With no layout recorded, the pool's objects of `type` (made before it was recorded: by a
+    /// transaction that committed just before a crash, or by a hand-written proxy) must have the
+    /// compiled size: objects of another size were made with a layout nobody knows.
+    private static func checkUnrecordedObjects(_ type: any PersistentModel.Type, in heap: Heap) throws(HeapError) {
+        guard heap.storedTypes[type.persistentTypeID] != nil else { return }  // never allocated in this pool
+        let others = heap.objectsWithOtherSizes(of: type)
+        if others > 0 {
+            throw .schemaMismatch(type: type.persistentTypeName, difference:
+                "\(others) objects in the pool have another size than the program's \(type.persistentSize) bytes, and no layout is recorded for them")
+        }
     }
 
     /// The reference offsets of every type with a recorded layout, and of the blocks behind

@@ -118,4 +118,57 @@ import FerriteTestSupport
         try heap.register(MovingHolderV2.self)
         #expect(try heap.root("holder", as: MovingHolderV2.self)?.item?.added == 42)
     }
+
+    @Test func aTypedReadOfAnObjectThatTheUpgradeMovesGetsTheMovedObject() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("solo.pool")
+        do {
+            let heap = try openPool(path)
+            try heap.transaction { try heap.setRoot("solo", to: try MovingV1(count: 5, name: "solo")) }
+            heap.close()
+        }
+        let heap = try openPool(path)
+        defer { heap.close() }
+        let before = try #require(try heap.rootReference("solo"))
+        // No explicit registration: the typed read registers (and upgrades) first, then reads.
+        let solo = try #require(try heap.root("solo", as: MovingV2.self))
+        let after = try heap.rootReference("solo")
+        #expect(solo.reference != before && solo.reference == after)
+        #expect(solo.count == 5 && solo.name == "solo" && solo.added == 42)
+        try heap.transaction { solo.added = 1 }
+        let report = heap.verify()
+        #expect(report.isValid && report.unreachableBlocks.isEmpty, "\(report)")
+    }
+
+    @Test func anUpgradeCannotRunInsideATransaction() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("nested.pool")
+        try makeVersionOnePool(path, count: 2)
+        let heap = try openPool(path)
+        defer { heap.close() }
+        #expect(throws: HeapError.upgradeInTransaction(type: "Tests.Moving")) {
+            try heap.transaction { _ = try heap.root("holder", as: MovingHolderV2.self) }
+        }
+        #expect(try PersistentSchema.recordedSignature(of: "Tests.Moving", in: heap) == "size=16;count:Swift.Int@0+8;name:String@8+8")
+        try heap.register(MovingHolderV2.self)
+        #expect(try heap.root("first", as: MovingV2.self)?.added == 42)
+    }
+
+    @Test func aTypeFirstUsedInATransactionIsRecordedOnceItCommitsAndForgottenIfItRollsBack() throws {
+        let directory = TemporaryDirectory()
+        let heap = try openPool(directory.file("first-use.pool"))
+        defer { heap.close() }
+        struct Cancelled: Error {}
+        #expect(throws: Cancelled.self) {
+            try heap.transaction {
+                _ = try Branch(name: "rolled back")
+                #expect(try PersistentSchema.recordedSignature(of: "Tests.Branch", in: heap) == nil)
+                throw Cancelled()
+            }
+        }
+        #expect(try PersistentSchema.recordedSignature(of: "Tests.Branch", in: heap) == nil)
+        try heap.transaction { try heap.setRoot("branch", to: try Branch(name: "kept")) }
+        #expect(try PersistentSchema.recordedSignature(of: "Tests.Branch", in: heap) == "size=16;name:String@0+8;balance:Swift.Int@8+8")
+        #expect(heap.verify().isValid)
+    }
 }
