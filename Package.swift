@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "FerriteMedium", targets: ["FerriteMedium"]),
         .library(name: "FerriteCollections", targets: ["FerriteCollections"]),
         .library(name: "FerriteObjects", targets: ["FerriteObjects"]),
+        .library(name: "FerriteBank", targets: ["FerriteBank"]),
         .library(name: "FerriteServer", targets: ["FerriteServer"]),
         .executable(name: "ferrite", targets: ["ferrite"]),
         .executable(name: "ferrite-bank", targets: ["ferrite-bank"]),
@@ -69,8 +70,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Example program: the TPC-B-like bank, written with @Persistent, that survives being killed.
-        .executableTarget(name: "ferrite-bank", dependencies: ["FerriteObjects"]),
+        // The TPC-B-like bank written with @Persistent, shared by the example and the benchmarks.
+        .target(name: "FerriteBank", dependencies: ["FerriteObjects"]),
+        // Example program: the bank, which survives being killed.
+        .executableTarget(name: "ferrite-bank", dependencies: ["FerriteBank", "FerriteObjects"]),
         // Test objects and the randomized workload shared by the tests and the crash worker.
         .target(name: "FerriteTestSupport", dependencies: ["FerriteHeap", "FerriteMedium"]),
         // Child process driven by the real-crash tests.

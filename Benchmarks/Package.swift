@@ -34,12 +34,12 @@ let package = Package(
             name: "collections-bench",
             dependencies: [.product(name: "FerriteCollections", package: "Ferrite"), .product(name: "FerriteHeap", package: "Ferrite"), "BenchmarkSupport"]
         ),
-        // SQLite and LMDB as YCSB stores, in C.
-        .target(name: "YCSBPeers", dependencies: ["CSQLite", "CLMDB"]),
+        // SQLite and LMDB as YCSB stores and as banks, in C.
+        .target(name: "PeerStores", dependencies: ["CSQLite", "CLMDB"]),
         .executableTarget(
             name: "ferrite-bench",
             dependencies: [
-                .product(name: "FerriteObjects", package: "Ferrite"), "YCSBPeers",
+                .product(name: "FerriteObjects", package: "Ferrite"), .product(name: "FerriteBank", package: "Ferrite"), "PeerStores",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]

@@ -9,6 +9,7 @@
 // mode (write-ahead log + fdatasync: safe against power loss on any disk) unless
 // `--durability memory` asks for memory mode; an existing pool keeps its mode. `--check` opens the
 // pool, checks the invariant and exits.
+import FerriteBank
 import FerriteObjects
 import Foundation
 import Synchronization
@@ -43,14 +44,13 @@ while let argument = arguments.popFirst() {
 /// Prints the bank's totals and whether they agree.
 func checkInvariant(_ bank: Bank, _ when: String) -> Bool {
     let totals = bank.totals
-    let holds = totals.accounts == totals.tellers && totals.tellers == totals.branches && totals.branches == totals.history
+    let holds = Bank.agree(totals)
     print("\(when): \(bank.history.count) transactions; totals: accounts \(totals.accounts), tellers \(totals.tellers), branches \(totals.branches), history \(totals.history): \(holds ? "invariant holds" : "INVARIANT BROKEN")")
     return holds
 }
 
 do {
     let heap = try Heap(path: poolPath, options: options)
-    try heap.register(Bank.self)  // and, through its properties, every other type of the bank
     switch heap.durability {
     case .storage:
         print("pool \(poolPath): storage mode, durable against power loss (\(heap.medium), log \(Heap.logPath(forPool: poolPath)))")
@@ -65,25 +65,12 @@ do {
         print("recovered in \(String(format: "%.2f", recovery.openSeconds * 1000)) ms: re-applied \(recovery.replayedTransactions) committed transaction(s), discarded \(recovery.discardedTransactions) unfinished")
     }
 
-    let bank = try heap.root("bank", as: Bank.self) ?? heap.transaction {
-        print("creating the bank at scale \(scale): \(scale) branches, \(10 * scale) tellers, \(100_000 * scale) accounts...")
-        let bank = try Bank(scale: scale, in: heap)
-        for id in 0..<scale { try bank.branches.append(try Branch(id: id)) }
-        for id in 0..<10 * scale { try bank.tellers.append(try Teller(id: id, branch: bank.branches[id / 10])) }
-        try heap.setRoot("bank", to: bank)
-        return bank
-    }
-    // Accounts are made in transactions of a thousand; an interrupted creation resumes here.
-    if bank.accounts.count < 100_000 * bank.scale {
-        for start in stride(from: bank.accounts.count, to: 100_000 * bank.scale, by: 1_000) {
-            try heap.transaction {
-                for id in start..<min(start + 1_000, 100_000 * bank.scale) {
-                    try bank.accounts.append(try Account(id: id, branch: bank.branches[id / 100_000]))
-                }
-            }
+    var lastShown = 0
+    let bank = try Bank.open(in: heap, scale: scale) { done, total in
+        if done - lastShown >= total / 10 || done == total {
+            print("creating accounts: \(done) of \(total)")
+            lastShown = done
         }
-    } else {
-        print("opened the bank at scale \(bank.scale) in \(String(format: "%.2f", heap.recovery.openSeconds * 1000)) ms")
     }
     guard checkInvariant(bank, "at start") else { exit(1) }
     if checkOnly { exit(0) }
@@ -103,15 +90,7 @@ do {
                 while !stop.load(ordering: .relaxed) {
                     let account = accounts[Int.random(in: 0..<accounts.count, using: &rng)]
                     let teller = tellers[Int.random(in: 0..<tellers.count, using: &rng)]
-                    let branch = teller.branch
-                    let delta = Int.random(in: -5_000...5_000, using: &rng)
-                    try heap.transaction(locking: [bank.history, branch, teller, account]) {
-                        account.balance += delta
-                        _ = account.balance
-                        teller.balance += delta
-                        branch.balance += delta
-                        try bank.history.append(try HistoryEntry(teller: teller, branch: branch, account: account, delta: delta, time: Date()))
-                    }
+                    try bank.transfer(Int.random(in: -5_000...5_000, using: &rng), account: account, teller: teller, in: heap)
                     done.add(1, ordering: .relaxed)
                 }
             } catch {

@@ -1,10 +1,12 @@
-// ferrite-bench: YCSB (and, to come, the TPC-B-like bank and recovery) run on Ferrite and on the
-// stores a Swift user on Linux would pick instead, embedded in this process, same generator,
-// same run.
+// ferrite-bench: YCSB, the TPC-B-like bank and recovery after a SIGKILL, run on Ferrite and on
+// the stores a Swift user on Linux would pick instead, embedded in this process (the bank's
+// recovery in a child process), same generator, same run.
 //
 //   swift run -c release --package-path Benchmarks ferrite-bench ycsb --workload a --records 1000000 \
 //       --operations 1000000 --threads 1 --stores ferrite-memory,sqlite-normal,lmdb-nosync --json results.json
-//   swift run -c release --package-path Benchmarks ferrite-bench report results.json --output docs/benchmarks
+//   swift run -c release --package-path Benchmarks ferrite-bench bank --scale 1 --threads 1,2 --seconds 10 --json bank.json
+//   swift run -c release --package-path Benchmarks ferrite-bench recovery --accounts 1000000 --json recovery.json
+//   swift run -c release --package-path Benchmarks ferrite-bench report results.json --bank bank.json --recovery recovery.json --output docs/benchmarks
 import ArgumentParser
 import Foundation
 
@@ -12,8 +14,8 @@ import Foundation
 struct FerriteBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferrite-bench",
-        abstract: "Ferrite and its peers side by side: YCSB, with reports.",
-        subcommands: [YCSB.self, Report.self]
+        abstract: "Ferrite and its peers side by side: YCSB, the TPC-B-like bank and recovery, with reports.",
+        subcommands: [YCSB.self, BankCommand.self, RecoveryCommand.self, Report.self, BankChild.self]
     )
 }
 

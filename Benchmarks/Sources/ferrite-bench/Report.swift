@@ -5,7 +5,9 @@ import Foundation
 struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Writes a Markdown report with SVG charts from JSON results.")
 
-    @Argument(help: "JSON files written by `ycsb --json`.") var files: [String]
+    @Argument(help: "JSON files written by `ycsb --json`.") var files: [String] = []
+    @Option(help: "JSON files written by `bank --json`.") var bank: [String] = []
+    @Option(help: "JSON files written by `recovery --json`.") var recovery: [String] = []
     @Option(help: "Directory for README.md and the charts.") var output = "docs/benchmarks"
     @Option(help: "Text put at the top of the report (commands, machine).") var preamble: String?
 
@@ -55,7 +57,61 @@ struct Report: ParsableCommand {
             }
             markdown += "\n(On its medium: the store's files, measured after the run phase, so workload A's updates are included.)\n"
         }
+        var banks: [BankResult] = []
+        for file in bank {
+            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+            banks += try JSONDecoder().decode([BankResult].self, from: data)
+        }
+        if !banks.isEmpty {
+            markdown += "\n## The TPC-B-like bank\n\n| store | scale | threads | transactions/s | latency p50 / p99 / p99.9 (µs) | invariant at the end |\n|---|---|---|---|---|---|\n"
+            for result in banks.sorted(by: { ($0.scale, $0.threads, StoreKind.allCases.firstIndex(of: StoreKind(rawValue: $0.store)!)!) < ($1.scale, $1.threads, StoreKind.allCases.firstIndex(of: StoreKind(rawValue: $1.store)!)!) }) {
+                markdown += "| \(result.store) | \(result.scale) | \(result.threads) | \(Int(result.throughput)) | \(format(result.latency.p50)) / \(format(result.latency.p99)) / \(format(result.latency.p999)) | \(result.invariantHolds ? "holds" : "BROKEN") |\n"
+            }
+        }
+        var recoveries: [RecoveryResult] = []
+        for file in recovery {
+            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+            recoveries += try JSONDecoder().decode([RecoveryResult].self, from: data)
+        }
+        if !recoveries.isEmpty {
+            markdown += "\n## Recovery after a SIGKILL\n\n| store | accounts | transactions/s before | first commit after the kill | back to 90% | invariant after |\n|---|---|---|---|---|---|\n"
+            for accounts in Set(recoveries.map(\.accounts)).sorted() {
+                let group = recoveries.filter { $0.accounts == accounts }
+                for result in group {
+                    markdown += "| \(result.store) | \(result.accounts) | \(Int(result.throughputBefore)) | \(String(format: "%.3f s", result.firstCommitSeconds)) | \(result.ninetyPercentSeconds.map { String(format: "%.2f s", $0) } ?? "not reached") | \(result.invariantHolds ? "holds" : "BROKEN") |\n"
+                }
+                let chart = "recovery-\(accounts).svg"
+                try lineChart(group, title: "Throughput across the kill (at 0 s), \(accounts) accounts, % of the throughput before")
+                    .write(toFile: output + "/" + chart, atomically: true, encoding: .utf8)
+                markdown += "\n![recovery](\(chart))\n\n"
+            }
+        }
         try markdown.write(toFile: output + "/README.md", atomically: true, encoding: .utf8)
+    }
+
+    /// Throughput over time, one line per store, as a percentage of its throughput before the kill.
+    func lineChart(_ results: [RecoveryResult], title: String) -> String {
+        let palette = ["#d62728", "#ff7f0e", "#1f77b4", "#aec7e8", "#2ca02c", "#98df8a", "#9467bd", "#7f7f7f"]
+        let left = 60.0, top = 40.0, width = 640.0, height = 260.0
+        let times = results.flatMap { $0.samples.map { $0[0] } }
+        let start = times.min() ?? -1, end = times.max() ?? 1
+        func x(_ t: Double) -> Double { left + width * (t - start) / max(0.001, end - start) }
+        func y(_ percent: Double) -> Double { top + height - height * min(150, percent) / 150 }
+        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(left + width + 180))\" height=\"\(Int(top + height + 50))\" font-family=\"sans-serif\" font-size=\"11\">\n"
+        svg += "<text x=\"\(left)\" y=\"20\" font-size=\"14\">\(title)</text>\n"
+        for percent in stride(from: 0.0, through: 150, by: 50) {
+            svg += "<line x1=\"\(left)\" x2=\"\(left + width)\" y1=\"\(y(percent))\" y2=\"\(y(percent))\" stroke=\"#ddd\"/><text x=\"\(left - 6)\" y=\"\(y(percent) + 4)\" text-anchor=\"end\">\(Int(percent))%</text>\n"
+        }
+        svg += "<line x1=\"\(x(0))\" x2=\"\(x(0))\" y1=\"\(top)\" y2=\"\(top + height)\" stroke=\"#000\" stroke-dasharray=\"4\"/><text x=\"\(x(0) + 4)\" y=\"\(top + 12)\">kill</text>\n"
+        for t in stride(from: ceil(start), through: floor(end), by: 1) {
+            svg += "<text x=\"\(x(t))\" y=\"\(top + height + 16)\" text-anchor=\"middle\">\(Int(t)) s</text>\n"
+        }
+        for (index, result) in results.enumerated() where result.throughputBefore > 0 {
+            let points = result.samples.map { "\(x($0[0])),\(y(100 * $0[1] / result.throughputBefore))" }.joined(separator: " ")
+            svg += "<polyline fill=\"none\" stroke=\"\(palette[index % palette.count])\" stroke-width=\"1.5\" points=\"\(points)\"/>\n"
+            svg += "<rect x=\"\(left + width + 20)\" y=\"\(top + Double(index) * 18)\" width=\"12\" height=\"12\" fill=\"\(palette[index % palette.count])\"/><text x=\"\(left + width + 38)\" y=\"\(top + Double(index) * 18 + 10)\">\(result.store)</text>\n"
+        }
+        return svg + "</svg>\n"
     }
 
     /// Grouped bars: one group per workload, one bar per store, on a log scale.

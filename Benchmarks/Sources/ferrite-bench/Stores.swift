@@ -1,7 +1,7 @@
 import FerriteObjects
 import Foundation
 import Synchronization
-import YCSBPeers
+import PeerStores
 
 /// The bytes of a YCSB record: 10 fields of 100 bytes.
 let fieldCount = 10, fieldBytes = 100, recordBytes = fieldCount * fieldBytes
