@@ -30,7 +30,7 @@ ycsb_sqlite *ycsb_sqlite_open(const char *path, int synchronous_full) {
     snprintf(setup, sizeof setup,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
              "CREATE TABLE IF NOT EXISTS usertable(YCSB_KEY TEXT PRIMARY KEY, FIELD0 BLOB, FIELD1 BLOB, FIELD2 BLOB,"
-             " FIELD3 BLOB, FIELD4 BLOB, FIELD5 BLOB, FIELD6 BLOB, FIELD7 BLOB, FIELD8 BLOB, FIELD9 BLOB) WITHOUT ROWID;",
+             " FIELD3 BLOB, FIELD4 BLOB, FIELD5 BLOB, FIELD6 BLOB, FIELD7 BLOB, FIELD8 BLOB, FIELD9 BLOB);",
              synchronous_full ? "FULL" : "NORMAL");
     for (int attempt = 0; sqlite3_exec(s->db, setup, NULL, NULL, NULL) != SQLITE_OK; attempt++) {
         if (attempt == 100) { sqlite_failed(s->db, "setup"); ycsb_sqlite_close(s); return NULL; }

@@ -9,7 +9,7 @@
 #define YCSB_FIELD_BYTES 100
 #define YCSB_RECORD_BYTES (YCSB_FIELDS * YCSB_FIELD_BYTES)
 
-/// One SQLite connection (one per thread) to a database of one WITHOUT ROWID table:
+/// One SQLite connection (one per thread) to a database of one table (YCSB's JDBC schema):
 /// usertable(YCSB_KEY TEXT PRIMARY KEY, FIELD0 BLOB, ..., FIELD9 BLOB), journal_mode=WAL,
 /// synchronous=FULL (durable) when `synchronous_full`, else NORMAL; busy_timeout 30 s; prepared
 /// statements; every operation its own autocommit transaction unless inside ycsb_sqlite_begin/commit.
