@@ -13,4 +13,5 @@ $bench recovery --accounts 1000000 --json "$out/recovery.json"
 $bench recovery --accounts 10000000 --json "$out/recovery.json"
 $bench ycsb --workload a,b,c,d,e,f --records 1000000 --operations 100000 --threads 1 --json "$out/ycsb.json"
 $bench ycsb --workload a,b,c,d,e,f --records 1000000 --operations 100000 --threads 2 --json "$out/ycsb.json"
+$bench ycsb --workload a,f --records 1000000 --operations 100000 --threads 32 --stores ferrite-storage,sqlite-full,lmdb --json "$out/ycsb.json"
 $bench report "$out/ycsb.json" --bank "$out/bank.json" --recovery "$out/recovery.json" --preamble docs/benchmarks/preamble.md --output docs/benchmarks
