@@ -119,8 +119,17 @@ final class FerriteStore: YCSBStore, @unchecked Sendable {
         }
     }
 
+    /// Runs a write transaction holding its locks only until it is logged (early lock release):
+    /// the wait for the disk comes after the locks are released, and is shared with every other
+    /// thread's (group commit). The operation returns once its commit is durable, as before.
+    private func durably(_ body: () throws -> Void) throws {
+        heap.makeLogRoomIfNeeded()
+        try heap.deferringDurability { try body() }
+        heap.waitUntilDurable(heap.commitPoint)
+    }
+
     func insert(_ key: String, _ record: UnsafeRawBufferPointer) throws {
-        try heap.transaction { try add(key, record) }
+        try durably { try heap.transaction { try add(key, record) } }
     }
 
     func read(_ key: String, into buffer: UnsafeMutableRawBufferPointer) throws -> Bool {
@@ -132,7 +141,7 @@ final class FerriteStore: YCSBStore, @unchecked Sendable {
 
     func update(_ key: String, field: Int, _ value: UnsafeRawBufferPointer) throws -> Bool {
         guard let record = table[key] else { return false }
-        try heap.transaction(locking: [record]) { record.handle.storeBytes(value, at: field * fieldBytes) }
+        try durably { try heap.transaction(locking: [record]) { record.handle.storeBytes(value, at: field * fieldBytes) } }
         return true
     }
 
