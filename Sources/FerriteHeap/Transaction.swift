@@ -226,7 +226,7 @@ final class TransactionContext {
             abort()
             throw (error as? HeapError) ?? .transactionAborted
         }
-        guard hasChanges else { finish(committed: false); return }
+        guard hasChanges else { finish(committed: false, rolledBack: false); return }
         let durable = mapping.durable
         // The slot first, then the commit number: a thread waiting for a slot must not hold a
         // number, or the watermark could never pass it to free the slots it waits for.
@@ -349,12 +349,16 @@ final class TransactionContext {
         finish(committed: false)
     }
 
-    private func finish(committed: Bool) {
+    /// Ends the transaction. `rolledBack` (by default: not `committed`) withdraws the types it
+    /// registered and drops its after-commit actions; a transaction that changed nothing ends
+    /// uncommitted but not rolled back.
+    private func finish(committed: Bool, rolledBack: Bool? = nil) {
+        let rolledBack = rolledBack ?? !committed
         if !provisionalTypes.isEmpty {
-            if !committed { heap.unpublish(provisionalTypes) }
+            if rolledBack { heap.unpublish(provisionalTypes) }
             provisionalTypes.removeAll()
         }
-        if !committed { afterCommitActions.removeAll() }
+        if rolledBack { afterCommitActions.removeAll() }
         for i in 0..<heldAllocated.count { allocator.release(Int(heldAllocated[i])) }
         heldAllocated.removeAll()
         for i in 0..<heldFreed.count { allocator.release(Int(heldFreed[i])) }  // aborted: the blocks stay live

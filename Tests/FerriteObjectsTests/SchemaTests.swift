@@ -169,6 +169,9 @@ import FerriteTestSupport
         #expect(try PersistentSchema.recordedSignature(of: "Tests.Branch", in: heap) == nil)
         try heap.transaction { try heap.setRoot("branch", to: try Branch(name: "kept")) }
         #expect(try PersistentSchema.recordedSignature(of: "Tests.Branch", in: heap) == "size=16;name:String@0+8;balance:Swift.Int@8+8")
+        // A transaction that only reads keeps what it registered, and records its first layout.
+        try heap.transaction { _ = try heap.root("absent", as: Account.self) }
+        #expect(try PersistentSchema.recordedSignature(of: "Tests.Account", in: heap) != nil)
         #expect(heap.verify().isValid)
     }
 }
