@@ -111,6 +111,9 @@ int ferrite_map_fixed(void *address, size_t length, int fd, int try_sync, int *s
 
 /// Reserves `length` bytes of address space, inaccessible, backed by nothing. NULL on failure.
 void *ferrite_reserve_address_space(size_t length);
+/// Maps the pages of [address, address + length) in advance, readable (madvise
+/// MADV_POPULATE_READ, Linux 5.14+). Returns 0, or errno (EINVAL on older kernels).
+int ferrite_populate_read(void *address, size_t length);
 /// Releases a reservation made by ferrite_reserve_address_space.
 void ferrite_release_address_space(void *address, size_t length);
 
