@@ -60,18 +60,13 @@ extension Data: PersistentHashable {
     }
     /// Stores a new persistent byte string owned by the holder.
     public func store(into handle: ObjectHandle, at offset: Int) throws(HeapError) {
-        let heap = handle.heap
-        let block = try withUnsafeBytes { bytes in
-            Result { () throws(HeapError) in try ByteBlock.make(PersistentBytes.self, bytes, ascii: false, heap: heap) }
-        }.get()
-        handle[UInt64.self, at: offset] = block.reference
+        try withUnsafeBytes { bytes in Result { () throws(HeapError) in try ByteBlock.store(bytes, into: handle, at: offset) } }.get()
     }
     public static func releaseStored(at address: UnsafeRawPointer, heap: Heap) throws(HeapError) {
         try [UInt8].releaseStored(at: address, heap: heap)
     }
     public var persistentHash: UInt64 { withUnsafeBytes { StableHash.bytes($0) } }
     public static func storedValue(at address: UnsafeRawPointer, heap: Heap, equals key: Data) -> Bool {
-        let stored = ByteBlock.bytes(at: address.loadUnaligned(as: UInt64.self), heap: heap).bytes
-        return key.withUnsafeBytes { ByteBlock.equal(stored, $0) }
+        key.withUnsafeBytes { [UInt8].compareStored(at: address, heap: heap, with: $0) == 0 }
     }
 }

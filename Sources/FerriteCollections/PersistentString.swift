@@ -16,6 +16,12 @@ enum ByteBlock {
         return object
     }
 
+    /// Stores a reference to a new byte-string block holding `bytes` at `offset` in `handle`'s
+    /// fields, in the current transaction (`[UInt8]` and `Data` values).
+    static func store(_ bytes: UnsafeRawBufferPointer, into handle: ObjectHandle, at offset: Int) throws(HeapError) {
+        handle[UInt64.self, at: offset] = try make(PersistentBytes.self, bytes, ascii: false, heap: handle.heap).reference
+    }
+
     /// The bytes of the block at `reference`; empty if the reference or its length is not inside
     /// the pool (a read racing a writer, whose result is thrown away).
     @inline(__always)
@@ -205,11 +211,7 @@ extension Array: PersistentStorable, PersistentHashable where Element == UInt8 {
     }
     /// Stores a new persistent byte string owned by the collection.
     public func store(into handle: ObjectHandle, at offset: Int) throws(HeapError) {
-        let heap = handle.heap
-        let block = try withUnsafeBytes { bytes in
-            Result { () throws(HeapError) in try ByteBlock.make(PersistentBytes.self, bytes, ascii: false, heap: heap) }
-        }.get()
-        handle[UInt64.self, at: offset] = block.reference
+        try withUnsafeBytes { bytes in Result { () throws(HeapError) in try ByteBlock.store(bytes, into: handle, at: offset) } }.get()
     }
     public static func releaseStored(at address: UnsafeRawPointer, heap: Heap) throws(HeapError) {
         let reference = address.loadUnaligned(as: UInt64.self)

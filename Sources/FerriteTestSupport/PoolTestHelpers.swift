@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 @_spi(Testing) import FerriteHeap
 import FerriteMedium
 
@@ -71,4 +72,29 @@ public func patchFile(_ path: String, at offset: Int, _ bytes: [UInt8]) throws {
     try handle.seek(toOffset: UInt64(offset))
     try handle.write(contentsOf: Data(bytes))
     try handle.close()
+}
+
+/// Runs `body` while checking crash images at every fence of `medium`: power-loss images keeping
+/// none, all, and two random subsets (seeded by `seed` and the fence's number) of the words not
+/// yet persisted. `check` returns nil for a good image or a description of what is wrong.
+/// Returns how many images were checked and the first failures.
+public func checkCrashImagesAtEveryFence(of medium: SimulatedMedium, seed: UInt64, check: @escaping @Sendable ([UInt8]) -> String?,
+                                         _ body: () throws -> Void) rethrows -> (images: Int, failures: [String]) {
+    let outcome = Mutex((images: 0, failures: [String]()))
+    let fences = Mutex(0)
+    medium.onFence = { medium in
+        let n = fences.withLock { $0 += 1; return $0 }
+        var modes: [SimulatedMedium.Survivors] = [.none, .all]
+        for r in 0..<2 { modes.append(.random(seed: seed &* 7_919 &+ UInt64(n) &* 31 &+ UInt64(r))) }
+        for mode in modes {
+            let failure = check(medium.crashImage(mode))
+            outcome.withLock {
+                $0.images += 1
+                if let failure, $0.failures.count < 3 { $0.failures.append("fence \(n) \(mode): \(failure)") }
+            }
+        }
+    }
+    defer { medium.onFence = nil }
+    try body()
+    return outcome.withLock { $0 }
 }

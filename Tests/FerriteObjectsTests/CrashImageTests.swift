@@ -90,8 +90,6 @@ struct BankWorkload {
     struct Progress: Sendable {
         var committed = BankModel()
         var pending: BankModel?
-        var images = 0
-        var failures: [String] = []
     }
 
     static func check(_ image: [UInt8], _ progress: Progress) -> String? {
@@ -109,28 +107,6 @@ struct BankWorkload {
         }
     }
 
-    /// Calls `check` with crash images at every fence of `medium` while `body` runs.
-    static func crashImages(of medium: SimulatedMedium, seed: UInt64, check: @escaping @Sendable ([UInt8]) -> String?,
-                            _ body: () throws -> Void) rethrows -> (images: Int, failures: [String]) {
-        let outcome = Mutex((images: 0, failures: [String]()))
-        let fences = Mutex(0)
-        medium.onFence = { medium in
-            let n = fences.withLock { $0 += 1; return $0 }
-            var modes: [SimulatedMedium.Survivors] = [.none, .all]
-            for r in 0..<2 { modes.append(.random(seed: seed &* 7_919 &+ UInt64(n) &* 31 &+ UInt64(r))) }
-            for mode in modes {
-                let failure = check(medium.crashImage(mode))
-                outcome.withLock {
-                    $0.images += 1
-                    if let failure, $0.failures.count < 3 { $0.failures.append("fence \(n) \(mode): \(failure)") }
-                }
-            }
-        }
-        defer { medium.onFence = nil }
-        try body()
-        return outcome.withLock { $0 }
-    }
-
     @Test("crash images at every fence of bank transactions over @Persistent objects recover to exactly the committed ones",
           arguments: [11, 12] as [UInt64])
     func persistentObjectsRecoverFromEveryCrashImage(seed: UInt64) throws {
@@ -144,7 +120,7 @@ struct BankWorkload {
         var workload = BankWorkload(rng: SeededGenerator(seed: seed))
         var model = BankModel()
         var rng = SeededGenerator(seed: seed ^ 0x5EED)
-        let outcome = try Self.crashImages(of: medium, seed: seed, check: { image in Self.check(image, progress.withLock { $0 }) }) {
+        let outcome = try checkCrashImagesAtEveryFence(of: medium, seed: seed, check: { image in Self.check(image, progress.withLock { $0 }) }) {
             for _ in 0..<400 {
                 var next = model
                 let operations = Int.random(in: 1...3, using: &rng)
@@ -214,7 +190,7 @@ struct BankWorkload {
         let next = try openImage(image, medium: upgraded)
         defer { next.close() }
         upgraded.watch(next.durableView.base, size: next.durableView.size)
-        let outcome = try Self.crashImages(of: upgraded, seed: 5, check: check) {
+        let outcome = try checkCrashImagesAtEveryFence(of: upgraded, seed: 5, check: check) {
             try next.register(MovingHolderV2.self)
         }
         #expect(try next.root("first", as: MovingV2.self)?.added == 42)
