@@ -65,11 +65,25 @@ let package = Package(
         // Genuine atomic multicast: WB-amcast and a baseline (Skeen over Multi-Paxos) as
         // deterministic state machines, a seeded simulator and a checker. Independent of the heap.
         .target(name: "FerriteMulticast"),
+        // Multicast replicas as real processes: TCP between them (SwiftNIO), durable logs,
+        // delivery logs, a closed-loop load generator.
+        .target(
+            name: "FerriteMulticastNode",
+            dependencies: [
+                "FerriteMulticast",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         // The command-line tool: `ferrite serve`.
         .executableTarget(
             name: "ferrite",
             dependencies: [
-                "FerriteServer", "FerriteHeap",
+                "FerriteServer", "FerriteHeap", "FerriteMulticast", "FerriteMulticastNode",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

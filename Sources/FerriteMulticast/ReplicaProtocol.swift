@@ -56,7 +56,7 @@ public struct ReplicaOutput<Wire: MulticastWire, Record: Sendable & Codable> {
 /// An atomic multicast protocol, written as one deterministic state machine per replica: events
 /// in (a message, the passing of time), messages to send, state to make durable and deliveries
 /// out. No clocks, threads or sockets inside, so the same code runs in the simulator and for real.
-public protocol MulticastReplica {
+public protocol MulticastReplica: SendableMetatype {
     associatedtype Wire: MulticastWire
     associatedtype Durable: DurableReplicaState
 

@@ -9,7 +9,7 @@ struct Ferrite: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferrite",
         abstract: "Ferrite: a persistent-object store.",
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, Amcast.self],
         defaultSubcommand: Serve.self
     )
 }

@@ -30,10 +30,12 @@ public struct MulticastViolation: Error, Sendable, CustomStringConvertible {
 public enum DeliveryChecker {
     /// Every violation found (empty when the run is correct). At most a few per property, so
     /// that a broken run stays readable.
-    public static func check(_ record: ExecutionRecord) -> [MulticastViolation] {
+    /// `properties` limits the check (the baseline, for one, does not promise real-time order).
+    public static func check(_ record: ExecutionRecord, properties: Set<MulticastProperty> = Set(MulticastProperty.allCases)) -> [MulticastViolation] {
         var violations: [MulticastViolation] = []
         var reported: [MulticastProperty: Int] = [:]
         func report(_ property: MulticastProperty, _ detail: @autoclosure () -> String) {
+            guard properties.contains(property) else { return }
             reported[property, default: 0] += 1
             if reported[property]! <= 5 { violations.append(MulticastViolation(property: property, detail: detail())) }
         }

@@ -5,8 +5,8 @@ public struct SimulationOptions: Sendable, Hashable {
     public var replicasPerGroup = 3
     public var clients = 3
     public var messagesPerClient = 4
-    /// Each message goes to between 1 and this many groups, chosen at random.
-    public var maxDestinations = 3
+    /// How many groups each message goes to, chosen at random in this range (then which ones).
+    public var destinationCount: ClosedRange<Int> = 1...3
     public var timing = ProtocolTiming.lan
     /// Each network message takes a delay drawn uniformly from this range.
     public var delay: ClosedRange<Microseconds> = 500...5_000
@@ -168,7 +168,7 @@ public struct Simulator<Replica: MulticastReplica> {
         case .clientSends(let index):
             guard sentByClient[index] < options.messagesPerClient else { return }
             sentByClient[index] += 1
-            let count = Int.random(in: 1...min(options.maxDestinations, options.groups), using: &random)
+            let count = min(Int.random(in: options.destinationCount, using: &random), options.groups)
             let destinations = configuration.groupIDs.shuffled(using: &random).prefix(count)
             let (message, sends) = clients[index].multicast(Array("m\(sentByClient[index])".utf8), to: destinations, now: now)
             record.multicasts[message.id] = .init(message: message, sentAt: now)

@@ -505,14 +505,16 @@ public struct WBAmcastReplica: MulticastReplica {
     /// Replaces this replica's accepted state with a leader's.
     private mutating func adopt(_ leaderBallot: Ballot, accepted: [MessageID: AcceptedMessage], into output: inout Output) {
         var state: [MessageID: AcceptedMessage] = [:]
-        // Keep what other groups proposed for messages the new state leaves out: without an
-        // own-group proposal they are just messages this group has still to propose.
+        // Own-group proposals from older ballots that the new state leaves out were not chosen:
+        // drop them. Keep the ones this leader already proposed under its own ballot (its
+        // ACCEPTs can overtake its NEWLEADER_SYNC), and what other groups proposed (without an
+        // own-group proposal, a message this group has still to propose).
         for (id, entry) in pending {
-            var foreign = entry.accepted
-            foreign.proposals[group] = nil
-            if !foreign.proposals.isEmpty { state[id] = foreign }
+            var kept = entry.accepted
+            if let own = kept.proposals[group], own.ballot < leaderBallot { kept.proposals[group] = nil }
+            if !kept.proposals.isEmpty { state[id] = kept }
         }
-        for (id, entry) in accepted { state[id] = entry }
+        for (id, entry) in accepted { state[id, default: entry].merge(entry) }
         pending = state.mapValues { Pending(accepted: $0) }
         stateBallot = leaderBallot
         output.records.append(.adopted(ballot: leaderBallot, accepted: state.values.sorted { $0.message.id < $1.message.id }, clock: clock))
