@@ -46,9 +46,16 @@ public struct SkeenReplica: MulticastReplica {
     private var lastHeartbeat: Microseconds = 0
     // Other groups' local timestamps (kept by followers too, for when they lead).
     private var remote: [MessageID: [GroupID: Timestamp]] = [:]
+    /// When each waiting message's local timestamp was last announced again, and how often
+    /// (each doubles the wait before the next, up to 16x).
+    private var reannounced: [MessageID: (at: Microseconds, count: Int)] = [:]
     private var knownLeaders: [GroupID: ProcessID] = [:]
 
     private var lastHeardFromLeader: Microseconds
+    /// Elections seen (stood for or joined) since an established leader was last heard: each
+    /// one doubles the patience before the next (up to 16x), so that overloaded replicas whose
+    /// heartbeats run late do not start election after election.
+    private var elections = 0
     private var loopback: [SkeenWire] = []
 
     public var isLeader: Bool {
@@ -92,10 +99,10 @@ public struct SkeenReplica: MulticastReplica {
             leaderTick(now: now, into: &output)
         case .follower:
             let distance = (rank - members.firstIndex(of: ballot.process)! + members.count) % members.count
-            let patience = ballot.process == id ? 0 : timing.failureTimeout + UInt64(max(distance - 1, 0)) * timing.failureTimeout / 2
+            let patience = ballot.process == id ? 0 : electionTimeout + UInt64(max(distance - 1, 0)) * timing.failureTimeout / 2
             if now >= lastHeardFromLeader + patience { standForElection(now: now, into: &output) }
         case .candidate(let since, _):
-            if now >= since + timing.failureTimeout { standForElection(now: now, into: &output) }
+            if now >= since + electionTimeout { standForElection(now: now, into: &output) }
         }
         drainLoopback(now: now, into: &output)
         return output
@@ -122,7 +129,10 @@ public struct SkeenReplica: MulticastReplica {
                 send(.accept(SkeenLogEntry(slot: slot, ballot: ballot, command: entry.command), commitIndex: commitIndex), to: sender, into: &output)
             }
         case .prepare(let b, let from):
-            if b > ballot { join(b, now: now, into: &output) }
+            if b > ballot {
+                join(b, now: now, into: &output)
+                elections += 1
+            }
             guard b == ballot else { return }
             let entries = log.values.filter { $0.slot >= from }.sorted { $0.slot < $1.slot }
             send(.promise(ballot: b, entries: entries, applied: applied), to: sender, into: &output)
@@ -237,7 +247,10 @@ public struct SkeenReplica: MulticastReplica {
             output.deliveries += deliveries
             switch entry.command {
             case .register(let m): registering.remove(m.id)
-            case .finalize(let id, _): finalizing.remove(id); remote[id] = nil
+            case .finalize(let id, _):
+                finalizing.remove(id)
+                remote[id] = nil
+                reannounced[id] = nil
             case .noop: break
             }
             guard isLeader else { continue }
@@ -266,7 +279,11 @@ public struct SkeenReplica: MulticastReplica {
             }
         }
         for (id, waiting) in machine.waiting.sorted(by: { $0.key < $1.key }) {
-            announce(waiting.message, timestamp: waiting.local, toEveryone: true, into: &output)
+            let last = reannounced[id] ?? (now, 0)
+            if last.count == 0 || now >= last.at + timing.retransmitInterval << min(last.count, 4) {
+                if last.count > 0 { announce(waiting.message, timestamp: waiting.local, toEveryone: true, into: &output) }
+                reannounced[id] = (now, last.count + 1)
+            }
             finalizeIfReady(id, now: now, into: &output)
         }
     }
@@ -275,7 +292,10 @@ public struct SkeenReplica: MulticastReplica {
 
     private mutating func hear(_ b: Ballot, from sender: ProcessID, now: Microseconds, into output: inout Output) {
         if b > ballot { join(b, now: now, into: &output) }
-        if b == ballot, sender == ballot.process { lastHeardFromLeader = now }
+        if b == ballot, sender == ballot.process {
+            lastHeardFromLeader = now
+            elections = 0
+        }
     }
 
     private mutating func join(_ newBallot: Ballot, now: Microseconds, into output: inout Output) {
@@ -291,6 +311,7 @@ public struct SkeenReplica: MulticastReplica {
     private mutating func standForElection(now: Microseconds, into output: inout Output) {
         let candidacy = Ballot(number: ballot.number + 1, process: id)
         join(candidacy, now: now, into: &output)
+        elections += 1
         role = .candidate(since: now, promises: [:])
         for member in members { send(.prepare(ballot: candidacy, from: applied), to: member, into: &output) }
     }
@@ -308,6 +329,7 @@ public struct SkeenReplica: MulticastReplica {
         }
         nextSlot = max(applied, chosen.keys.max().map { $0 + 1 } ?? 0)
         role = .leader
+        elections = 0
         lastHeartbeat = 0
         lastRetransmit = now
         acceptedBy = [:]
@@ -332,6 +354,9 @@ public struct SkeenReplica: MulticastReplica {
         }
         return "\(id) \(roleName) \(ballot) applied \(applied) commit \(commitIndex) next \(nextSlot) clock \(machine.clock) waiting \(machine.waiting.keys.sorted()) delivered \(machine.delivered.count)"
     }
+
+    /// How long to wait for a leader (or for an election to succeed), with backoff.
+    private var electionTimeout: Microseconds { timing.failureTimeout << min(elections, 4) }
 
     // MARK: Plumbing
 

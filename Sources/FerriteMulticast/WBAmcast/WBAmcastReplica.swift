@@ -36,8 +36,11 @@ public struct WBAmcastReplica: MulticastReplica {
         /// and the timestamp they delivered it at.
         var deliveredIn: Set<GroupID> = []
         var deliveredAt: Timestamp?
-        /// At a leader: when the group's proposal was last sent (0: never).
+        /// At a leader: when the group's proposal was last sent (0: never), and how many times
+        /// it was sent again since (each doubles the wait before the next, up to 16x: under
+        /// load, eager retransmissions would only add load).
         var lastSent: Microseconds = 0
+        var retransmissions = 0
     }
 
     enum Role {
@@ -83,6 +86,10 @@ public struct WBAmcastReplica: MulticastReplica {
     private var early: [UInt64: DeliveredEntry] = [:]
 
     private var lastHeardFromLeader: Microseconds
+    /// Elections seen (stood for or joined) since an established leader was last heard: each
+    /// one doubles the patience before the next (up to 16x), so that overloaded replicas whose
+    /// heartbeats run late do not start election after election.
+    private var elections = 0
     private var lastHeartbeat: Microseconds = 0
     /// At a leader: how far each follower has delivered.
     private var memberDelivered: [ProcessID: UInt64] = [:]
@@ -143,10 +150,10 @@ public struct WBAmcastReplica: MulticastReplica {
             // Replicas further from the leader in rank order wait longer, so that one usually
             // stands alone.
             let distance = (rank - members.firstIndex(of: ballot.process)! + members.count) % members.count
-            let patience = ballot.process == id ? 0 : timing.failureTimeout + UInt64(max(distance - 1, 0)) * timing.failureTimeout / 2
+            let patience = ballot.process == id ? 0 : electionTimeout + UInt64(max(distance - 1, 0)) * timing.failureTimeout / 2
             if now >= lastHeardFromLeader + patience { standForElection(now: now, into: &output) }
         case .candidate(let since, _), .synchronizing(let since, _):
-            if now >= since + timing.failureTimeout { standForElection(now: now, into: &output) }
+            if now >= since + electionTimeout { standForElection(now: now, into: &output) }
         }
         drainLoopback(now: now, into: &output)
         return output
@@ -214,7 +221,7 @@ public struct WBAmcastReplica: MulticastReplica {
     /// Sends this group's proposal for `m` to every destination replica: the timestamp it already
     /// has (recovered, or sent before) under the current ballot, else a fresh one. A proposal sent
     /// again relays the other groups' proposals this leader holds.
-    private mutating func propose(_ m: MulticastMessage, now: Microseconds, into output: inout Output) {
+    private mutating func propose(_ m: MulticastMessage, now: Microseconds, onlyTo targets: Set<ProcessID>? = nil, into output: inout Output) {
         var entry = pending[m.id] ?? Pending(accepted: AcceptedMessage(message: m))
         let timestamp: Timestamp
         if let existing = entry.accepted.proposals[group] {
@@ -232,7 +239,7 @@ public struct WBAmcastReplica: MulticastReplica {
         pending[m.id] = entry
         let proposal = Proposal(timestamp: timestamp, ballot: ballot)
         for destination in m.destinations {
-            for member in configuration.members(of: destination) {
+            for member in configuration.members(of: destination) where targets?.contains(member) ?? true {
                 send(.accept(m, group: group, proposal: proposal, relayed: relayed), to: member, into: &output)
             }
         }
@@ -247,7 +254,10 @@ public struct WBAmcastReplica: MulticastReplica {
         if proposer == group {
             if proposal.ballot < ballot { return }
             if proposal.ballot > ballot { join(proposal.ballot, now: now, into: &output) }
-            if sender == ballot.process { lastHeardFromLeader = now }
+            if sender == ballot.process {
+                lastHeardFromLeader = now
+                elections = 0
+            }
         } else {
             if proposal.ballot < knownBallot(of: proposer) { return }
             knownBallots[proposer] = proposal.ballot
@@ -398,9 +408,23 @@ public struct WBAmcastReplica: MulticastReplica {
         }
         // Retransmit proposals that have not committed: messages get lost, and a destination
         // may have changed leader since.
-        let overdue = pending.filter { $0.value.committed == nil && now >= $0.value.lastSent + timing.retransmitInterval }
-        for (_, entry) in overdue.sorted(by: { $0.key < $1.key }) {
-            propose(entry.accepted.message, now: now, into: &output)
+        let overdue = pending.filter { $0.value.committed == nil && now >= $0.value.lastSent + timing.retransmitInterval << min($0.value.retransmissions, 4) }
+        for (id, entry) in overdue.sorted(by: { $0.key < $1.key }) {
+            // Only to the replicas that have not acknowledged this proposal yet (all of them if
+            // this group has not proposed under the current ballot).
+            var targets: Set<ProcessID>?
+            if let own = entry.accepted.proposals[group], own.ballot == ballot, let global = entry.accepted.globalTimestamp {
+                targets = []
+                for destination in entry.accepted.message.destinations {
+                    let view = entry.accepted.proposals[destination]
+                    for member in configuration.members(of: destination) {
+                        let counted = entry.acks[member].map { $0.proposal == view && $0.timestamp == global } ?? false
+                        if !counted { targets!.insert(member) }
+                    }
+                }
+            }
+            pending[id]!.retransmissions += 1
+            propose(entry.accepted.message, now: now, onlyTo: targets, into: &output)
         }
     }
 
@@ -425,7 +449,10 @@ public struct WBAmcastReplica: MulticastReplica {
     /// A message from this group's leader (or a would-be leader) under `leaderBallot`.
     private mutating func hearFromGroup(_ leaderBallot: Ballot, sender: ProcessID, now: Microseconds, into output: inout Output) {
         if leaderBallot > ballot { join(leaderBallot, now: now, into: &output) }
-        if leaderBallot == ballot, sender == ballot.process { lastHeardFromLeader = now }
+        if leaderBallot == ballot, sender == ballot.process {
+            lastHeardFromLeader = now
+            elections = 0
+        }
     }
 
     /// Promises `newBallot`: this replica now follows its leader.
@@ -438,6 +465,7 @@ public struct WBAmcastReplica: MulticastReplica {
     }
 
     private mutating func standForElection(now: Microseconds, into output: inout Output) {
+        elections += 1
         let candidacy = Ballot(number: ballot.number + 1, process: id)
         ballot = candidacy
         output.records.append(.promised(candidacy))
@@ -448,7 +476,10 @@ public struct WBAmcastReplica: MulticastReplica {
     }
 
     private mutating func onNewLeader(_ candidacy: Ballot, candidateCount: UInt64, from sender: ProcessID, now: Microseconds, into output: inout Output) {
-        if candidacy > ballot { join(candidacy, now: now, into: &output) }
+        if candidacy > ballot {
+            join(candidacy, now: now, into: &output)
+            elections += 1
+        }
         guard candidacy == ballot else { return }
         var deliveries: [DeliveredEntry] = []
         if candidateCount < deliveredCount, candidateCount >= collectedBelow {
@@ -546,6 +577,7 @@ public struct WBAmcastReplica: MulticastReplica {
         // A majority holds the state: lead. Re-propose what is undelivered under this ballot, so
         // that every destination acknowledges it again (and propose what this group never did).
         role = .leader
+        elections = 0
         lastHeartbeat = 0
         for (_, entry) in pending.sorted(by: { $0.key < $1.key }) {
             propose(entry.accepted.message, now: now, into: &output)
@@ -566,6 +598,9 @@ public struct WBAmcastReplica: MulticastReplica {
         }
         return "\(id) \(roleName) \(ballot) state \(stateBallot) clock \(clock) delivered \(deliveredCount) known \(knownBallots.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }) pending \(messages.joined(separator: " "))"
     }
+
+    /// How long to wait for a leader (or for an election to succeed), with backoff.
+    private var electionTimeout: Microseconds { timing.failureTimeout << min(elections, 4) }
 
     // MARK: Plumbing
 
