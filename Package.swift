@@ -116,7 +116,7 @@ let package = Package(
             name: "FerriteObjectsTests",
             dependencies: ["FerriteObjects", "FerriteHeap", "FerriteCollections", "FerriteMedium", "FerriteTestSupport", "ferrite-bank"]
         ),
-        .testTarget(name: "FerriteMulticastTests", dependencies: ["FerriteMulticast"]),
+        .testTarget(name: "FerriteMulticastTests", dependencies: ["FerriteMulticast", "FerriteMulticastNode", "ferrite"]),
         .testTarget(
             name: "FerriteServerTests",
             dependencies: [

@@ -64,13 +64,13 @@ public struct ClusterFile: Codable, Sendable {
 public enum MulticastNodeError: Error, CustomStringConvertible {
     case badClusterFile(path: String, reason: String)
     case unknownReplica(Int)
-    case corruptDurableLog(path: String, line: Int)
+    case corruptDurableLog(path: String, offset: Int)
 
     public var description: String {
         switch self {
         case .badClusterFile(let path, let reason): "cluster file \(path) is not usable: \(reason)"
         case .unknownReplica(let id): "replica \(id) is not in the cluster file: pick one of its replica ids"
-        case .corruptDurableLog(let path, let line): "durable log \(path) is corrupt at line \(line) (not just a torn last write): restore it or start the replica afresh"
+        case .corruptDurableLog(let path, let offset): "durable log \(path) has a bad record at byte \(offset), with more after it (not just a torn last write): restore the file, or remove it to rejoin as a new replica (only while a majority of the group keeps its state)"
         }
     }
 }

@@ -1,14 +1,15 @@
 import Foundation
 
-/// A replica's durable records: an append-only file of JSON lines, replayed at start. A torn
-/// last line (a crash in the middle of a write) is cut off; anything else unreadable is an error.
+/// A replica's durable records: an append-only file of records, each a 4-byte length, a 4-byte
+/// checksum (FNV-1a) and the record (``BinaryCoder``), replayed at start. A torn tail (a crash
+/// in the middle of a write) is cut off; a bad record with more after it is an error (losing the
+/// records after it would lose state the protocol relied on).
 final class DurableLog<Record: Codable> {
     let path: String
     private let descriptor: Int32
     private let syncs: Bool
-    private let encoder = JSONEncoder()
 
-    /// Opens (or creates) the log and returns the records already in it.
+    /// Opens (or creates) the log.
     init(path: String, syncs: Bool) throws {
         self.path = path
         self.syncs = syncs
@@ -16,42 +17,54 @@ final class DurableLog<Record: Codable> {
         guard descriptor >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
     }
 
+    /// The records in the log, in the order they were written. Cuts off a torn tail.
     func readAll() throws -> [Record] {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        let decoder = JSONDecoder()
         var records: [Record] = []
         var offset = 0
-        var lineNumber = 0
-        for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-            lineNumber += 1
-            let end = offset + line.count
-            defer { offset = end + 1 }
-            if line.isEmpty { continue }
-            if let record = try? decoder.decode(Record.self, from: Data(line)) {
-                records.append(record)
-            } else if end >= data.count {
-                ftruncate(descriptor, off_t(offset))   // A torn last write.
-                break
-            } else {
-                throw MulticastNodeError.corruptDurableLog(path: path, line: lineNumber)
+        try data.withUnsafeBytes { raw in
+            while offset + 8 <= raw.count {
+                let length = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+                let checksum = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self))
+                guard offset + 8 + length <= raw.count else { break }   // Torn: cut off.
+                let body = UnsafeRawBufferPointer(rebasing: raw[(offset + 8)..<(offset + 8 + length)])
+                guard fnv1a(body) == checksum else {
+                    if offset + 8 + length == raw.count { break }   // A torn last record.
+                    throw MulticastNodeError.corruptDurableLog(path: path, offset: offset)
+                }
+                records.append(try BinaryCoder.decode(Record.self, from: body))
+                offset += 8 + length
             }
         }
+        if offset < data.count { ftruncate(descriptor, off_t(offset)) }   // A torn last write.
         return records
     }
 
     /// Appends `records` (one write) and, when syncing, waits until they are on stable storage.
     func append(_ records: [Record]) throws {
         guard !records.isEmpty else { return }
-        var bytes = Data()
+        var bytes: [UInt8] = []
         for record in records {
-            bytes.append(try encoder.encode(record))
-            bytes.append(UInt8(ascii: "\n"))
+            let body = try BinaryCoder.encode(record)
+            bytes += withUnsafeBytes(of: UInt32(body.count).littleEndian) { Array($0) }
+            bytes += withUnsafeBytes(of: body.withUnsafeBytes { fnv1a($0) }.littleEndian) { Array($0) }
+            bytes += body
         }
-        try writeAll(descriptor, bytes)
+        try writeAll(descriptor, Data(bytes))
         if syncs { fdatasync(descriptor) }
     }
 
     deinit { close(descriptor) }
+}
+
+/// FNV-1a, 32 bits: enough to tell a torn record from a whole one.
+func fnv1a(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+    var hash: UInt32 = 0x811C_9DC5
+    for byte in bytes {
+        hash ^= UInt32(byte)
+        hash = hash &* 0x0100_0193
+    }
+    return hash
 }
 
 /// Writes every byte of `bytes` to `descriptor`.

@@ -3,7 +3,7 @@ import Foundation
 import NIOCore
 
 /// Frames on the wire: a 4-byte big-endian length, then the sender's process id (8 bytes), then
-/// the message encoded as JSON.
+/// the message (``BinaryCoder``).
 struct FrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = ByteBuffer
     static let maximumFrame = 64 << 20
@@ -20,13 +20,10 @@ struct FrameDecoder: ByteToMessageDecoder {
     struct FrameTooLarge: Error {}
 }
 
-/// Encodes and decodes one protocol's messages.
+/// Encodes and decodes one protocol's messages (``BinaryCoder``).
 struct WireCodec<Wire: MulticastWire> {
-    private let encoder = JSONEncoder()
-    private let decoder = JSONDecoder()
-
     func frame(_ message: Wire, from sender: ProcessID, allocator: ByteBufferAllocator) throws -> ByteBuffer {
-        let body = try encoder.encode(message)
+        let body = try BinaryCoder.encode(message)
         var buffer = allocator.buffer(capacity: 12 + body.count)
         buffer.writeInteger(UInt32(8 + body.count))
         buffer.writeInteger(Int64(sender.rawValue))
@@ -37,7 +34,7 @@ struct WireCodec<Wire: MulticastWire> {
     func decode(_ frame: ByteBuffer) throws -> (ProcessID, Wire) {
         var frame = frame
         guard let sender = frame.readInteger(as: Int64.self) else { throw FrameDecoder.FrameTooLarge() }
-        let message = try decoder.decode(Wire.self, from: Data(frame.readableBytesView))
+        let message = try frame.readableBytesView.withUnsafeBytes { try BinaryCoder.decode(Wire.self, from: $0) }
         return (ProcessID(Int(sender)), message)
     }
 }

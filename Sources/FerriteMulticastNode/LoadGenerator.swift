@@ -34,6 +34,8 @@ public final class LoadGenerator<Wire: MulticastWire>: @unchecked Sendable {
     private var measuring = false
     private var nextClient: Int
     private let retryTimeout: Microseconds
+    /// An emulated network delay added to every message sent (0: none).
+    public var networkDelay: TimeAmount = .zero
 
     public init(cluster: ClusterFile, logPath: String, firstClientID: Int, retryTimeout: Microseconds, loop: EventLoop) throws {
         configuration = cluster.configuration
@@ -91,6 +93,14 @@ public final class LoadGenerator<Wire: MulticastWire>: @unchecked Sendable {
     }
 
     private func transmit(_ sends: [(to: ProcessID, message: Wire)], from id: ProcessID) {
+        if networkDelay != .zero {
+            loop.scheduleTask(in: networkDelay) { self.write(sends, from: id) }
+        } else {
+            write(sends, from: id)
+        }
+    }
+
+    private func write(_ sends: [(to: ProcessID, message: Wire)], from id: ProcessID) {
         for (to, message) in sends {
             guard let frame = try? codec.frame(message, from: id, allocator: ByteBufferAllocator()) else { continue }
             if let channel = channels[to] {

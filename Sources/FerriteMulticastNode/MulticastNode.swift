@@ -28,6 +28,8 @@ public final class MulticastNode<Replica: MulticastReplica>: @unchecked Sendable
     private var pendingDeliveries: [Delivery] = []
     private var flushScheduled = false
     private var server: Channel?
+    /// An emulated network delay added to every message sent (0: none), as netem would.
+    public var networkDelay: TimeAmount = .zero
 
     /// Opens replica `id`'s durable log and delivery log under `directory` and rebuilds the
     /// replica from the log.
@@ -116,9 +118,23 @@ public final class MulticastNode<Replica: MulticastReplica>: @unchecked Sendable
             try? writeAll(deliveryLog, Data(lines.utf8))
             pendingDeliveries.removeAll(keepingCapacity: true)
         }
-        var touched: [ObjectIdentifier: Channel] = [:]
+        var frames: [(ProcessID, ByteBuffer)] = []
         for (destination, message) in pendingSends {
             guard let frame = try? codec.frame(message, from: id, allocator: ByteBufferAllocator()) else { continue }
+            frames.append((destination, frame))
+        }
+        pendingSends.removeAll(keepingCapacity: true)
+        if networkDelay == .zero {
+            transmit(frames)
+        } else {
+            let delayed = frames
+            loop.scheduleTask(in: networkDelay) { self.transmit(delayed) }
+        }
+    }
+
+    private func transmit(_ frames: [(ProcessID, ByteBuffer)]) {
+        var touched: [ObjectIdentifier: Channel] = [:]
+        for (destination, frame) in frames {
             if let channel = channels[destination] {
                 channel.write(frame, promise: nil)
                 touched[ObjectIdentifier(channel)] = channel
@@ -126,7 +142,6 @@ public final class MulticastNode<Replica: MulticastReplica>: @unchecked Sendable
                 connect(to: destination, sending: frame)
             }   // A client that is gone: drop.
         }
-        pendingSends.removeAll(keepingCapacity: true)
         for channel in touched.values { channel.flush() }
     }
 

@@ -32,6 +32,7 @@ struct Amcast: ParsableCommand {
         @Option(name: .customLong("protocol"), help: "wbamcast or skeen.") var protocolName: ProtocolName = .wbamcast
         @Option(help: "Where the durable and delivery logs go.") var dir: String = "amcast-data"
         @Flag(help: "fdatasync the durable log before anything leaves (survives power loss, not just crashes).") var fsync = false
+        @Option(help: "Emulated network delay added to every message sent, in microseconds (as netem would).") var networkDelay: Int64 = 0
 
         func run() throws {
             let file = try ClusterFile.load(from: cluster)
@@ -44,6 +45,7 @@ struct Amcast: ParsableCommand {
 
         func runNode<Replica: MulticastReplica>(_: Replica.Type, file: ClusterFile, loop: any EventLoop) throws {
             let node = try MulticastNode<Replica>(id: ProcessID(id), cluster: file, directory: dir, timing: Amcast.timing, syncs: fsync, loop: loop)
+            node.networkDelay = .microseconds(networkDelay)
             try node.start()
             print("amcast \(protocolName.rawValue) replica \(id) of group \(file.configuration.group(of: ProcessID(id))!) listening; logs in \(dir)")
             try node.wait()
@@ -62,7 +64,7 @@ struct Amcast: ParsableCommand {
         func run() throws {
             let file = try ClusterFile.load(from: cluster)
             let levels = try parseList(clients)
-            for result in try Amcast.load(protocolName, cluster: file, log: log, levels: levels, destinations: destinations, seconds: seconds, during: nil) {
+            for result in try Amcast.load(protocolName, cluster: file, log: log, levels: levels, destinations: destinations, seconds: seconds, networkDelay: 0) {
                 print(String(format: "%@ %d groups, %4d clients: %8.0f msg/s, median %6.2f ms, p99 %7.2f ms", protocolName.rawValue, destinations, result.clients, result.throughput, Double(result.medianLatencyMicroseconds) / 1000, Double(result.p99LatencyMicroseconds) / 1000))
             }
         }
@@ -136,6 +138,7 @@ struct Amcast: ParsableCommand {
         @Option(help: "Where logs go.") var dir: String = ".ferrite-amcast"
         @Option(help: "First port.") var basePort: Int = 7400
         @Option(help: "Write the results as JSON here.") var json: String?
+        @Option(help: "Emulated network delay added to every message, in microseconds (the kernel here has no netem).") var networkDelay: Int64 = 0
 
         func run() throws {
             let protocolList = try protocols.split(separator: ",").map { name in
@@ -146,7 +149,7 @@ struct Amcast: ParsableCommand {
             var port = basePort
             for destinationCount in try parseList(destinations) {
                 for name in protocolList {
-                    let run = try LocalCluster(protocolName: name, groups: groups, replicas: replicas, directory: "\(dir)/\(name.rawValue)-\(destinationCount)", basePort: port)
+                    let run = try LocalCluster(protocolName: name, groups: groups, replicas: replicas, directory: "\(dir)/\(name.rawValue)-\(destinationCount)", basePort: port, networkDelay: networkDelay)
                     port += groups * replicas + 5
                     let levels = try run.measure(levels: try parseList(clients), destinations: destinationCount, seconds: seconds, killAfter: nil)
                     report.runs.append(levels)
@@ -155,7 +158,7 @@ struct Amcast: ParsableCommand {
             }
             if killAfter > 0 {
                 for name in protocolList {
-                    let run = try LocalCluster(protocolName: name, groups: groups, replicas: replicas, directory: "\(dir)/\(name.rawValue)-kill", basePort: port)
+                    let run = try LocalCluster(protocolName: name, groups: groups, replicas: replicas, directory: "\(dir)/\(name.rawValue)-kill", basePort: port, networkDelay: networkDelay)
                     port += groups * replicas + 5
                     let levels = try run.measure(levels: [16], destinations: 2, seconds: max(seconds, killAfter + 4), killAfter: killAfter)
                     report.runs.append(levels)
@@ -182,14 +185,14 @@ struct Amcast: ParsableCommand {
     }
 
     /// Runs load levels against a cluster described by `cluster`.
-    static func load(_ name: ProtocolName, cluster: ClusterFile, log: String, levels: [Int], destinations: Int, seconds: Double, during: ((Int) -> Void)?) throws -> [LoadLevelResult] {
+    static func load(_ name: ProtocolName, cluster: ClusterFile, log: String, levels: [Int], destinations: Int, seconds: Double, networkDelay: Int64) throws -> [LoadLevelResult] {
         let loop = MultiThreadedEventLoopGroup.singleton.any()
         func run<Wire: MulticastWire>(_: Wire.Type) throws -> [LoadLevelResult] {
             let generator = try LoadGenerator<Wire>(cluster: cluster, logPath: log, firstClientID: 1_000_000, retryTimeout: 300_000, loop: loop)
+            generator.networkDelay = .microseconds(networkDelay)
             try generator.connectAll()
             var results: [LoadLevelResult] = []
-            for (index, clients) in levels.enumerated() {
-                during?(index)
+            for clients in levels {
                 results.append(try generator.run(clients: clients, destinations: destinations, seconds: seconds))
             }
             // Let what is in flight finish, so that every multicast can be checked.
@@ -237,9 +240,11 @@ struct LocalCluster {
     let file: ClusterFile
     let directory: String
     let clusterPath: String
+    let networkDelay: Int64
 
-    init(protocolName: Amcast.ProtocolName, groups: Int, replicas: Int, directory: String, basePort: Int) throws {
+    init(protocolName: Amcast.ProtocolName, groups: Int, replicas: Int, directory: String, basePort: Int, networkDelay: Int64) throws {
         self.protocolName = protocolName
+        self.networkDelay = networkDelay
         self.directory = directory
         file = ClusterFile.loopback(groups: groups, replicas: replicas, basePort: basePort)
         try? FileManager.default.removeItem(atPath: directory)
@@ -251,7 +256,7 @@ struct LocalCluster {
     func startNode(_ id: Int) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        process.arguments = ["amcast", "node", "--cluster", clusterPath, "--id", String(id), "--protocol", protocolName.rawValue, "--dir", directory]
+        process.arguments = ["amcast", "node", "--cluster", clusterPath, "--id", String(id), "--protocol", protocolName.rawValue, "--dir", directory, "--network-delay", String(networkDelay)]
         let path = "\(directory)/replica-\(id).out"
         if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
@@ -265,7 +270,13 @@ struct LocalCluster {
     func measure(levels: [Int], destinations: Int, seconds: Double, killAfter: Double?) throws -> LocalRun {
         let configuration = file.configuration
         var nodes = try configuration.replicas.map { try startNode($0.rawValue) }
-        defer { for node in nodes where node.isRunning { node.terminate(); node.waitUntilExit() } }
+        // Replicas are stopped with SIGKILL: they have nothing to clean up (every log write is
+        // done before anything leaves), and SIGTERM may be blocked in a spawned process.
+        func stop(_ node: Process) {
+            if node.isRunning { kill(node.processIdentifier, SIGKILL) }
+            node.waitUntilExit()
+        }
+        defer { nodes.forEach(stop) }
         Thread.sleep(forTimeInterval: 0.5)
         let killTime = NIOLockedValueBox<UInt64?>(nil)
         if let killAfter {
@@ -276,15 +287,24 @@ struct LocalCluster {
                 killTime.withLockedValue { $0 = wallClockMicroseconds() }
             }
         }
-        let results = try Amcast.load(protocolName, cluster: file, log: "\(directory)/bench.multicasts", levels: levels, destinations: destinations, seconds: seconds, during: nil)
+        let results = try Amcast.load(protocolName, cluster: file, log: "\(directory)/bench.multicasts", levels: levels, destinations: destinations, seconds: seconds, networkDelay: networkDelay)
         let killedAt = killTime.withLockedValue { $0 }
         if killAfter != nil {
             nodes[0].waitUntilExit()
             nodes[0] = try startNode(0)   // Restarted from its durable log: it must rejoin.
             Thread.sleep(forTimeInterval: 2)
         }
-        Thread.sleep(forTimeInterval: 1)   // Followers deliver one delay after their leader.
-        for node in nodes { node.terminate(); node.waitUntilExit() }
+        // Let the replicas finish (followers deliver after their leader; a restarted replica
+        // catches up): wait until no delivery log has grown for a second (at most 20 s).
+        var sizes: [UInt64] = []
+        var quiet = 0
+        for _ in 0..<80 where quiet < 4 {
+            Thread.sleep(forTimeInterval: 0.25)
+            let now = configuration.replicas.map { (try? FileManager.default.attributesOfItem(atPath: "\(directory)/replica-\($0.rawValue).deliveries")[.size] as? UInt64) ?? 0 }
+            quiet = now == sizes ? quiet + 1 : 0
+            sizes = now
+        }
+        nodes.forEach(stop)
         let record = try ExecutionLogs.read(directory: directory, configuration: configuration)
         let violations = DeliveryChecker.check(record, properties: protocolName.properties).map(\.description)
         var stall: UInt64?

@@ -99,7 +99,8 @@ public struct SkeenReplica: MulticastReplica {
             leaderTick(now: now, into: &output)
         case .follower:
             let distance = (rank - members.firstIndex(of: ballot.process)! + members.count) % members.count
-            let patience = ballot.process == id ? 0 : electionTimeout + UInt64(max(distance - 1, 0)) * timing.failureTimeout / 2
+            // A restarted former leader waits like anyone else: another may lead by now.
+            let patience = electionTimeout + UInt64(max(distance - 1, 0)) * timing.failureTimeout / 2
             if now >= lastHeardFromLeader + patience { standForElection(now: now, into: &output) }
         case .candidate(let since, _):
             if now >= since + electionTimeout { standForElection(now: now, into: &output) }
@@ -124,7 +125,7 @@ public struct SkeenReplica: MulticastReplica {
         case .heartbeatAck(let b, let memberApplied):
             guard isLeader, b == ballot, memberApplied < commitIndex else { return }
             // Resend what the member misses, under this ballot (the values are chosen).
-            for slot in memberApplied..<min(memberApplied + 64, nextSlot) {
+            for slot in memberApplied..<min(memberApplied + 512, nextSlot) {
                 guard let entry = log[slot] else { continue }
                 send(.accept(SkeenLogEntry(slot: slot, ballot: ballot, command: entry.command), commitIndex: commitIndex), to: sender, into: &output)
             }

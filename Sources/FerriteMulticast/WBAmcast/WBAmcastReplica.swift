@@ -146,11 +146,11 @@ public struct WBAmcastReplica: MulticastReplica {
         case .leader:
             leaderTick(now: now, into: &output)
         case .follower:
-            // A restarted leader, or a follower whose leader went quiet, stands for election.
-            // Replicas further from the leader in rank order wait longer, so that one usually
+            // A follower whose leader went quiet stands for election. Replicas further from the leader in rank order wait longer, so that one usually
             // stands alone.
             let distance = (rank - members.firstIndex(of: ballot.process)! + members.count) % members.count
-            let patience = ballot.process == id ? 0 : electionTimeout + UInt64(max(distance - 1, 0)) * timing.failureTimeout / 2
+            // A restarted former leader waits like anyone else: another may lead by now.
+            let patience = electionTimeout + UInt64(max(distance - 1, 0)) * timing.failureTimeout / 2
             if now >= lastHeardFromLeader + patience { standForElection(now: now, into: &output) }
         case .candidate(let since, _), .synchronizing(let since, _):
             if now >= since + electionTimeout { standForElection(now: now, into: &output) }
@@ -173,7 +173,7 @@ public struct WBAmcastReplica: MulticastReplica {
             resendDeliveries(to: sender, from: slot, into: &output)
         case .deliver(let entry, let leaderBallot):
             hearFromGroup(leaderBallot, sender: sender, now: now, into: &output)
-            receiveDelivery(entry, into: &output)
+            receiveDelivery(entry, now: now, into: &output)
         case .heartbeat(let leaderBallot, _, let collectBelow):
             hearFromGroup(leaderBallot, sender: sender, now: now, into: &output)
             if leaderBallot == ballot, sender == ballot.process {
@@ -379,12 +379,17 @@ public struct WBAmcastReplica: MulticastReplica {
         }
     }
 
-    private mutating func receiveDelivery(_ entry: DeliveredEntry, into output: inout Output) {
+    private mutating func receiveDelivery(_ entry: DeliveredEntry, now: Microseconds, into output: inout Output) {
         guard entry.slot >= deliveredCount else { return }
         early[entry.slot] = entry
+        var applied = false
         while let next = early.removeValue(forKey: deliveredCount) {
             applyDelivery(next, into: &output)
+            applied = true
         }
+        // A leader catching up from a follower may have just removed what blocked its own
+        // committed messages.
+        if applied, isLeader { deliverCommitted(now: now, into: &output) }
     }
 
     private mutating func applyDelivery(_ entry: DeliveredEntry, into output: inout Output) {
@@ -431,7 +436,7 @@ public struct WBAmcastReplica: MulticastReplica {
     private mutating func resendDeliveries(to member: ProcessID, from slot: UInt64, into output: inout Output) {
         guard slot < deliveredCount, slot >= collectedBelow else { return }
         let start = Int(slot - collectedBelow)
-        for entry in log[start..<min(start + 64, log.count)] {
+        for entry in log[start..<min(start + 512, log.count)] {
             send(.deliver(entry, ballot: ballot), to: member, into: &output)
         }
     }
@@ -560,7 +565,7 @@ public struct WBAmcastReplica: MulticastReplica {
             send(.syncAck(ballot: leaderBallot, deliveredCount: deliveredCount), to: sender, into: &output)
             return
         }
-        for entry in deliveries { receiveDelivery(entry, into: &output) }
+        for entry in deliveries { receiveDelivery(entry, now: now, into: &output) }
         clock = max(clock, leaderClock)
         var state: [MessageID: AcceptedMessage] = [:]
         for entry in accepted where deliveredTimestamps[entry.message.id] == nil { state[entry.message.id] = entry }
