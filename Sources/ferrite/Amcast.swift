@@ -180,6 +180,7 @@ struct Amcast: ParsableCommand {
             if let stall = run.longestStallAfterKillMilliseconds {
                 print("  leader of g0 SIGKILLed: g0's survivors stopped delivering for at most \(stall) ms; the killed replica restarted and rejoined")
             }
+            print(String(format: "  replicas' CPU per multicast: %.0f µs", run.replicaCPUMicrosecondsPerMessage))
             print("  checker: \(run.violations.isEmpty ? "every property holds" : run.violations.joined(separator: "; ")) (\(run.deliveries) deliveries)")
         }
     }
@@ -231,6 +232,8 @@ struct LocalRun: Codable {
     var levels: [LoadLevelResult]
     var longestStallAfterKillMilliseconds: UInt64?
     var deliveries: Int
+    /// CPU time all replicas spent (user + system), per multicast message the clients sent.
+    var replicaCPUMicrosecondsPerMessage: Double
     var violations: [String]
 }
 
@@ -269,6 +272,7 @@ struct LocalCluster {
 
     func measure(levels: [Int], destinations: Int, seconds: Double, killAfter: Double?) throws -> LocalRun {
         let configuration = file.configuration
+        let cpuBefore = childrenCPUMicroseconds()
         var nodes = try configuration.replicas.map { try startNode($0.rawValue) }
         // Replicas are stopped with SIGKILL: they have nothing to clean up (every log write is
         // done before anything leaves), and SIGTERM may be blocked in a spawned process.
@@ -305,6 +309,7 @@ struct LocalCluster {
             sizes = now
         }
         nodes.forEach(stop)
+        let cpu = childrenCPUMicroseconds() - cpuBefore
         let record = try ExecutionLogs.read(directory: directory, configuration: configuration)
         let violations = DeliveryChecker.check(record, properties: protocolName.properties).map(\.description)
         var stall: UInt64?
@@ -321,6 +326,14 @@ struct LocalCluster {
             }
         }
         return LocalRun(protocolName: protocolName, destinations: destinations, levels: results, longestStallAfterKillMilliseconds: stall,
-                        deliveries: record.deliveries.values.map(\.count).reduce(0, +), violations: violations)
+                        deliveries: record.deliveries.values.map(\.count).reduce(0, +),
+                        replicaCPUMicrosecondsPerMessage: Double(cpu) / Double(max(record.multicasts.count, 1)), violations: violations)
     }
+}
+
+/// User plus system CPU time of every reaped child process, in microseconds.
+func childrenCPUMicroseconds() -> UInt64 {
+    var usage = rusage()
+    getrusage(RUSAGE_CHILDREN.rawValue, &usage)
+    return UInt64(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1_000_000 + UInt64(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
 }
