@@ -86,3 +86,64 @@ public struct Delivery: Hashable, Sendable, Codable {
         self.timestamp = timestamp
     }
 }
+
+// MARK: Compact encodings
+//
+// The identifiers are in every message and record: they encode as plain numbers and short
+// arrays rather than keyed containers (a keyed container costs a key string per field in any
+// encoder).
+
+extension GroupID {
+    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(Int.self) }
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+}
+
+extension ProcessID {
+    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(Int.self) }
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+}
+
+extension MessageID {
+    public init(from decoder: any Decoder) throws {
+        var container = try decoder.unkeyedContainer()
+        client = ProcessID(try container.decode(Int.self))
+        sequence = try container.decode(UInt64.self)
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.unkeyedContainer()
+        try container.encode(client.rawValue)
+        try container.encode(sequence)
+    }
+}
+
+extension Timestamp {
+    public init(from decoder: any Decoder) throws {
+        var container = try decoder.unkeyedContainer()
+        counter = try container.decode(UInt64.self)
+        group = GroupID(try container.decode(Int.self))
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.unkeyedContainer()
+        try container.encode(counter)
+        try container.encode(group.rawValue)
+    }
+}
+
+extension Ballot {
+    public init(from decoder: any Decoder) throws {
+        var container = try decoder.unkeyedContainer()
+        number = try container.decode(UInt64.self)
+        process = ProcessID(try container.decode(Int.self))
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.unkeyedContainer()
+        try container.encode(number)
+        try container.encode(process.rawValue)
+    }
+}

@@ -6,6 +6,20 @@ public struct Proposal: Hashable, Sendable, Codable {
         self.timestamp = timestamp
         self.ballot = ballot
     }
+
+    // Four numbers in a row (it is in almost every message).
+    public init(from decoder: any Decoder) throws {
+        var container = try decoder.unkeyedContainer()
+        timestamp = Timestamp(counter: try container.decode(UInt64.self), group: GroupID(try container.decode(Int.self)))
+        ballot = Ballot(number: try container.decode(UInt64.self), process: ProcessID(try container.decode(Int.self)))
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.unkeyedContainer()
+        try container.encode(timestamp.counter)
+        try container.encode(timestamp.group.rawValue)
+        try container.encode(ballot.number)
+        try container.encode(ballot.process.rawValue)
+    }
 }
 
 /// What a replica has accepted about one undelivered message: the message and the proposal of
