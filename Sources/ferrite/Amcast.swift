@@ -93,6 +93,8 @@ struct Amcast: ParsableCommand {
         @Option(name: .customLong("protocol"), help: "wbamcast or skeen.") var protocolName: ProtocolName = .wbamcast
         @Option(help: "First seed.") var first: UInt64 = 1
         @Option(help: "Number of seeds.") var count: UInt64 = 10_000
+        @Option(help: "Groups.") var groups: Int = 3
+        @Option(help: "Replicas per group.") var replicas: Int = 3
         @Option(help: "Clients per run.") var clients: Int = 3
         @Option(help: "Messages per client.") var messages: Int = 4
         @Option(help: "Fault window, seconds of simulated time.") var faultSeconds: Double = 1.5
@@ -104,6 +106,8 @@ struct Amcast: ParsableCommand {
             let start = Date()
             for seed in first..<(first + count) {
                 var options = SimulationOptions.faulty(seed: seed)
+                options.groups = groups
+                options.replicasPerGroup = replicas
                 options.clients = clients
                 options.messagesPerClient = messages
                 options.faultWindow = Microseconds(faultSeconds * 1_000_000)

@@ -13,12 +13,12 @@ import Testing
 
     @Test func everyWBAmcastMessageAndRecordRoundTrips() throws {
         let accepted = AcceptedMessage(message: message, proposals: [GroupID(2): proposal, GroupID(0): proposal])
-        let entry = DeliveredEntry(slot: 17, message: message, timestamp: proposal.timestamp)
+        let entry = DeliveredEntry(slot: 17, message: message, timestamp: proposal.timestamp, proposal: proposal)
         let ballot = proposal.ballot
         let wires: [WBAmcastWire] = [
             .multicast(message), .accept(message, group: GroupID(2), proposal: proposal, relayed: [GroupID(0): proposal]),
             .acceptAck(message.id, group: GroupID(0), proposal: proposal, timestamp: proposal.timestamp),
-            .alreadyDelivered(message.id, timestamp: proposal.timestamp), .fetchDeliveries(from: 3), .deliver(entry, ballot: ballot),
+            .alreadyDelivered(message.id, timestamp: proposal.timestamp, proposal: proposal), .fetchDeliveries(from: 3), .deliver(entry, ballot: ballot),
             .heartbeat(ballot: ballot, deliveredCount: 5, collectBelow: 2), .heartbeatAck(ballot: ballot, deliveredCount: 4),
             .newLeader(ballot: ballot, deliveredCount: 1),
             .newLeaderAck(ballot: ballot, stateBallot: ballot, clock: 12, accepted: [accepted], deliveries: [entry], deliveredCount: 18),

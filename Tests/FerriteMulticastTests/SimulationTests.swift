@@ -51,6 +51,25 @@ let baselineProperties = Set(MulticastProperty.allCases).subtracting([.realTimeO
         }
     }
 
+    /// Other shapes: groups of five replicas (two may be down at once), and five groups.
+    @Test func wbAmcastKeepsEveryPropertyWithFiveReplicasOrFiveGroups() {
+        _ = checkSimulatedRuns(WBAmcastReplica.self, seeds: 200_001...200_100) { seed in
+            var options = SimulationOptions.faulty(seed: seed)
+            options.replicasPerGroup = 5
+            options.clients = 4
+            options.messagesPerClient = 6
+            return options
+        }
+        _ = checkSimulatedRuns(WBAmcastReplica.self, seeds: 300_001...300_100) { seed in
+            var options = SimulationOptions.faulty(seed: seed)
+            options.groups = 5
+            options.clients = 5
+            options.messagesPerClient = 5
+            options.destinationCount = 1...5
+            return options
+        }
+    }
+
     @Test(arguments: 0..<2)
     func baselineKeepsItsPropertiesUnderFaults(batch: Int) {
         let first = UInt64(batch * 1_000 + 1)

@@ -11,6 +11,9 @@ public struct SimulationOptions: Sendable, Hashable {
     /// Each network message takes a delay drawn uniformly from this range.
     public var delay: ClosedRange<Microseconds> = 500...5_000
     public var lossRate = 0.0
+    /// The share of messages held much longer (50 ms to 1 s): stale messages that cross leader
+    /// changes.
+    public var longTailRate = 0.0
     public var duplicateRate = 0.0
     /// Crash and restart replicas (at most a minority of each group down at once).
     public var crashes = false
@@ -38,6 +41,7 @@ public struct SimulationOptions: Sendable, Hashable {
         var options = SimulationOptions(seed: seed)
         options.lossRate = 0.02
         options.duplicateRate = 0.02
+        options.longTailRate = 0.01
         options.crashes = true
         options.partitions = true
         return options
@@ -246,7 +250,9 @@ public struct Simulator<Replica: MulticastReplica> {
         if random.chance(options.lossRate) { return }
         let copies = random.chance(options.duplicateRate) ? 2 : 1
         for _ in 0..<copies {
-            let delay = Microseconds.random(in: options.delay, using: &random)
+            let delay = random.chance(options.longTailRate)
+                ? Microseconds.random(in: 50_000...1_000_000, using: &random)
+                : Microseconds.random(in: options.delay, using: &random)
             queue.schedule(.arrive(from: from, to: to, message: message), at: now + delay)
         }
     }

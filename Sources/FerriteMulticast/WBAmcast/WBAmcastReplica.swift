@@ -81,6 +81,7 @@ public struct WBAmcastReplica: MulticastReplica {
     private var log: [DeliveredEntry]
     private var collectedBelow: UInt64
     private var deliveredTimestamps: [MessageID: Timestamp]
+    private var deliveredProposals: [MessageID: Proposal]
     private var deliveredCount: UInt64 { collectedBelow + UInt64(log.count) }
     /// Deliveries received ahead of a gap.
     private var early: [UInt64: DeliveredEntry] = [:]
@@ -115,6 +116,7 @@ public struct WBAmcastReplica: MulticastReplica {
         log = durable.deliveries
         collectedBelow = durable.collectedBelow
         deliveredTimestamps = durable.deliveredTimestamps
+        deliveredProposals = durable.deliveredProposals
         // A safe clock derived from what survived: at least every timestamp accepted or
         // delivered here (the recorded clock covers the clock rule's raises).
         var clock = durable.clock
@@ -167,8 +169,8 @@ public struct WBAmcastReplica: MulticastReplica {
             onAccept(m, from: proposer, proposal: proposal, relayed: relayed, sender: sender, now: now, into: &output)
         case .acceptAck(let id, let ackGroup, let proposal, let timestamp):
             onAcceptAck(id, group: ackGroup, proposal: proposal, timestamp: timestamp, from: sender, now: now, into: &output)
-        case .alreadyDelivered(let id, let timestamp):
-            onAlreadyDelivered(id, timestamp: timestamp, from: sender, now: now, into: &output)
+        case .alreadyDelivered(let id, let timestamp, let proposal):
+            onAlreadyDelivered(id, timestamp: timestamp, proposal: proposal, from: sender, now: now, into: &output)
         case .fetchDeliveries(let slot):
             resendDeliveries(to: sender, from: slot, into: &output)
         case .deliver(let entry, let leaderBallot):
@@ -248,7 +250,7 @@ public struct WBAmcastReplica: MulticastReplica {
     private mutating func onAccept(_ m: MulticastMessage, from proposer: GroupID, proposal: Proposal, relayed: [GroupID: Proposal], sender: ProcessID, now: Microseconds, into output: inout Output) {
         guard m.isAddressed(to: group), m.isAddressed(to: proposer) else { return }
         if let timestamp = deliveredTimestamps[m.id] {
-            send(.alreadyDelivered(m.id, timestamp: timestamp), to: sender, into: &output)
+            send(.alreadyDelivered(m.id, timestamp: timestamp, proposal: deliveredProposals[m.id]), to: sender, into: &output)
             return
         }
         if proposer == group {
@@ -271,6 +273,12 @@ public struct WBAmcastReplica: MulticastReplica {
         }
         // Acknowledge once every destination has proposed, this group under the current ballot.
         guard let global = entry.accepted.globalTimestamp, let own = entry.accepted.proposals[group], own.ballot == ballot else { return }
+        // The clock rule holds before any acknowledgement leaves, whatever completed the set
+        // (an ACCEPT, or a leader state adopted since).
+        if global.counter > clock {
+            clock = global.counter
+            output.records.append(.clock(clock))
+        }
         for destination in m.destinations {
             send(.acceptAck(m.id, group: group, proposal: own, timestamp: global), to: leader(of: destination), into: &output)
         }
@@ -306,14 +314,18 @@ public struct WBAmcastReplica: MulticastReplica {
         commitIfChosen(id, now: now, into: &output)
     }
 
-    private mutating func onAlreadyDelivered(_ id: MessageID, timestamp: Timestamp, from sender: ProcessID, now: Microseconds, into output: inout Output) {
+    private mutating func onAlreadyDelivered(_ id: MessageID, timestamp: Timestamp, proposal: Proposal?, from sender: ProcessID, now: Microseconds, into output: inout Output) {
         guard isLeader, let senderGroup = configuration.group(of: sender) else { return }
         if senderGroup == group {
             // A follower delivered it, this leader has not: catch up from the follower.
             send(.fetchDeliveries(from: deliveredCount), to: sender, into: &output)
             return
         }
-        guard var entry = pending[id], entry.committed == nil, entry.accepted.message.isAddressed(to: senderGroup) else { return }
+        guard let held = pending[id], held.committed == nil, held.accepted.message.isAddressed(to: senderGroup) else { return }
+        // That group's chosen proposal replaces a stale one this leader may hold (the chosen one
+        // is always under a higher ballot: later leaders of that group re-propose it).
+        if let proposal { hold([senderGroup: proposal], for: held.accepted.message, into: &output) }
+        var entry = pending[id]!
         if let global = entry.accepted.globalTimestamp, global != timestamp { return }
         if let known = entry.deliveredAt, known != timestamp { return }
         entry.deliveredIn.insert(senderGroup)
@@ -331,9 +343,18 @@ public struct WBAmcastReplica: MulticastReplica {
     /// leader's own group never does (a deposed leader must not deliver).
     private mutating func commitIfChosen(_ id: MessageID, now: Microseconds, into output: inout Output) {
         guard let entry = pending[id], entry.committed == nil,
-              let own = entry.accepted.proposals[group], own.ballot == ballot,
-              let timestamp = entry.accepted.globalTimestamp ?? entry.deliveredAt
+              let own = entry.accepted.proposals[group], own.ballot == ballot
         else { return }
+        let timestamp: Timestamp
+        if let deliveredAt = entry.deliveredAt {
+            // Another group delivered it at `deliveredAt`: commit at exactly that, or not at all.
+            if let global = entry.accepted.globalTimestamp, global != deliveredAt { return }
+            timestamp = deliveredAt
+        } else if let global = entry.accepted.globalTimestamp {
+            timestamp = global
+        } else {
+            return
+        }
         for destination in entry.accepted.message.destinations {
             if destination != group, entry.deliveredIn.contains(destination) { continue }
             guard let view = entry.accepted.proposals[destination] else { return }
@@ -370,7 +391,7 @@ public struct WBAmcastReplica: MulticastReplica {
             }
             guard let next, smallestUncommitted.map({ next.timestamp < $0 }) ?? true else { return }
             let message = pending[next.id]!.accepted.message
-            let entry = DeliveredEntry(slot: deliveredCount, message: message, timestamp: next.timestamp)
+            let entry = DeliveredEntry(slot: deliveredCount, message: message, timestamp: next.timestamp, proposal: pending[next.id]!.accepted.proposals[group])
             applyDelivery(entry, into: &output)
             for member in members where member != id {
                 send(.deliver(entry, ballot: ballot), to: member, into: &output)
@@ -399,7 +420,9 @@ public struct WBAmcastReplica: MulticastReplica {
         log.append(entry)
         pending[entry.message.id] = nil
         deliveredTimestamps[entry.message.id] = entry.timestamp
+        deliveredProposals[entry.message.id] = entry.proposal
         clock = max(clock, entry.timestamp.counter)
+        early.removeValue(forKey: entry.slot)
     }
 
     private mutating func leaderTick(now: Microseconds, into output: inout Output) {
@@ -504,6 +527,8 @@ public struct WBAmcastReplica: MulticastReplica {
         for entry in answers.values.flatMap(\.deliveries).sorted(by: { $0.slot < $1.slot }) where entry.slot == deliveredCount {
             applyDelivery(entry, into: &output)
         }
+        while let next = early.removeValue(forKey: deliveredCount) { applyDelivery(next, into: &output) }
+        early = early.filter { $0.key >= deliveredCount }
         // Adopt, per message, each group's proposal from the highest ballot; but only own-group
         // proposals no older than the newest leader state among the answers: anything older was
         // not chosen, and that state's leader may have delivered past its timestamp.
@@ -551,6 +576,11 @@ public struct WBAmcastReplica: MulticastReplica {
             if !kept.proposals.isEmpty { state[id] = kept }
         }
         for (id, entry) in accepted { state[id, default: entry].merge(entry) }
+        // The clock rule over the adopted state: merging can complete a message's proposals.
+        for entry in state.values {
+            clock = max(clock, entry.globalTimestamp?.counter ?? 0)
+            if let own = entry.proposals[group] { clock = max(clock, own.timestamp.counter) }
+        }
         pending = state.mapValues { Pending(accepted: $0) }
         stateBallot = leaderBallot
         output.records.append(.adopted(ballot: leaderBallot, accepted: state.values.sorted { $0.message.id < $1.message.id }, clock: clock))

@@ -63,10 +63,14 @@ public struct DeliveredEntry: Hashable, Sendable, Codable {
     public var slot: UInt64
     public var message: MulticastMessage
     public var timestamp: Timestamp
-    public init(slot: UInt64, message: MulticastMessage, timestamp: Timestamp) {
+    /// The group's chosen proposal for the message (so that a replica can tell another group's
+    /// leader, whose view of this group may be stale, what it was).
+    public var proposal: Proposal?
+    public init(slot: UInt64, message: MulticastMessage, timestamp: Timestamp, proposal: Proposal?) {
         self.slot = slot
         self.message = message
         self.timestamp = timestamp
+        self.proposal = proposal
     }
 }
 
@@ -99,8 +103,10 @@ public struct WBAmcastDurableState: DurableReplicaState, Hashable {
     /// Delivered entries not yet collected, from slot `collectedBelow` on.
     public var deliveries: [DeliveredEntry] = []
     public var collectedBelow: UInt64 = 0
-    /// Every delivered message's global timestamp (kept after collection, to answer duplicates).
+    /// Every delivered message's global timestamp and the group's chosen proposal (kept after
+    /// collection, to answer duplicates and other groups' leaders).
     public var deliveredTimestamps: [MessageID: Timestamp] = [:]
+    public var deliveredProposals: [MessageID: Proposal] = [:]
 
     public init() {}
 
@@ -128,6 +134,7 @@ public struct WBAmcastDurableState: DurableReplicaState, Hashable {
             deliveries.append(entry)
             accepted[entry.message.id] = nil
             deliveredTimestamps[entry.message.id] = entry.timestamp
+            deliveredProposals[entry.message.id] = entry.proposal
             clock = max(clock, entry.timestamp.counter)
         case .collected(let slot):
             let drop = Int(min(slot, deliveredCount) - min(collectedBelow, slot))
@@ -151,9 +158,9 @@ public enum WBAmcastWire: Hashable, Sendable, Codable, MulticastWire {
     /// ACCEPT_ACK: a replica of `group` holds every destination's proposal, its own group's being
     /// `proposal` under its current ballot, and its clock is at least the global `timestamp`.
     case acceptAck(MessageID, group: GroupID, proposal: Proposal, timestamp: Timestamp)
-    /// The answer to an ACCEPT for a message the replica's group has already delivered, with
-    /// the timestamp it was delivered at.
-    case alreadyDelivered(MessageID, timestamp: Timestamp)
+    /// The answer to an ACCEPT for a message the replica's group has already delivered: the
+    /// timestamp it was delivered at and the group's chosen proposal.
+    case alreadyDelivered(MessageID, timestamp: Timestamp, proposal: Proposal?)
     /// A leader that learns a follower delivered further than itself asks for the entries.
     case fetchDeliveries(from: UInt64)
     /// DELIVER: the leader's delivery sequence, entry by entry.
@@ -182,7 +189,7 @@ public enum WBAmcastWire: Hashable, Sendable, Codable, MulticastWire {
     public var subjects: [MessageID] {
         switch self {
         case .multicast(let m), .accept(let m, _, _, _): [m.id]
-        case .acceptAck(let id, _, _, _), .alreadyDelivered(let id, _), .delivered(let id): [id]
+        case .acceptAck(let id, _, _, _), .alreadyDelivered(let id, _, _), .delivered(let id): [id]
         case .deliver(let entry, _): [entry.message.id]
         case .heartbeat, .heartbeatAck, .newLeader, .syncAck, .fetchDeliveries: []
         case .newLeaderAck(_, _, _, let accepted, let deliveries, _), .newLeaderSync(_, _, let accepted, let deliveries):
