@@ -303,14 +303,23 @@ struct LocalCluster {
             Thread.sleep(forTimeInterval: 2)
         }
         // Let the replicas finish (followers deliver after their leader; a restarted replica
-        // catches up): wait until no delivery log has grown for a second (at most 20 s).
-        var sizes: [UInt64] = []
-        var quiet = 0
-        for _ in 0..<80 where quiet < 4 {
+        // catches up): wait until, in every group, every replica has delivered as many messages
+        // as its peers, twice in a row (at most 60 s).
+        func deliveredCounts() -> [Int] {
+            configuration.replicas.map { replica in
+                guard let data = FileManager.default.contents(atPath: "\(directory)/replica-\(replica.rawValue).deliveries") else { return 0 }
+                return data.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+            }
+        }
+        var previous: [Int] = []
+        for _ in 0..<240 {
             Thread.sleep(forTimeInterval: 0.25)
-            let now = configuration.replicas.map { (try? FileManager.default.attributesOfItem(atPath: "\(directory)/replica-\($0.rawValue).deliveries")[.size] as? UInt64) ?? 0 }
-            quiet = now == sizes ? quiet + 1 : 0
-            sizes = now
+            let counts = deliveredCounts()
+            let groupsAgree = configuration.groups.allSatisfy { group in
+                Set(group.members.map { counts[configuration.replicas.firstIndex(of: $0)!] }).count == 1
+            }
+            if groupsAgree, counts == previous { break }
+            previous = counts
         }
         nodes.forEach(stop)
         let cpu = childrenCPUMicroseconds() - cpuBefore
