@@ -23,6 +23,23 @@ public struct ProtocolTiming: Hashable, Sendable, Codable {
     public static let lan = ProtocolTiming(heartbeatInterval: 30_000, failureTimeout: 150_000, retransmitInterval: 60_000)
 }
 
+extension ProtocolTiming {
+    /// How long a replica waits for a leader (or for an election to succeed) after `elections`
+    /// elections without an established leader: each doubles the wait, up to 16x, so that
+    /// overloaded replicas whose heartbeats run late do not start election after election.
+    func electionTimeout(afterElections elections: Int) -> Microseconds {
+        failureTimeout << min(elections, 4)
+    }
+
+    /// How long a follower of rank `rank` waits before standing for election when the leader
+    /// has rank `leaderRank` in a group of `size`: replicas further from the leader wait half a
+    /// failure timeout more per step, so that one candidate usually stands alone.
+    func followerPatience(rank: Int, leaderRank: Int, size: Int, elections: Int) -> Microseconds {
+        let distance = (rank - leaderRank + size) % size
+        return electionTimeout(afterElections: elections) + UInt64(max(distance - 1, 0)) * failureTimeout / 2
+    }
+}
+
 /// What a protocol sends over the network: its own messages plus the two a client needs.
 public protocol MulticastWire: Sendable, Codable {
     /// A client's request to order `message`.

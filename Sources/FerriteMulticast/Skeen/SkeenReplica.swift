@@ -98,9 +98,8 @@ public struct SkeenReplica: MulticastReplica {
         case .leader:
             leaderTick(now: now, into: &output)
         case .follower:
-            let distance = (rank - members.firstIndex(of: ballot.process)! + members.count) % members.count
             // A restarted former leader waits like anyone else: another may lead by now.
-            let patience = electionTimeout + UInt64(max(distance - 1, 0)) * timing.failureTimeout / 2
+            let patience = timing.followerPatience(rank: rank, leaderRank: members.firstIndex(of: ballot.process)!, size: members.count, elections: elections)
             if now >= lastHeardFromLeader + patience { standForElection(now: now, into: &output) }
         case .candidate(let since, _):
             if now >= since + electionTimeout { standForElection(now: now, into: &output) }
@@ -356,8 +355,7 @@ public struct SkeenReplica: MulticastReplica {
         return "\(id) \(roleName) \(ballot) applied \(applied) commit \(commitIndex) next \(nextSlot) clock \(machine.clock) waiting \(machine.waiting.keys.sorted()) delivered \(machine.delivered.count)"
     }
 
-    /// How long to wait for a leader (or for an election to succeed), with backoff.
-    private var electionTimeout: Microseconds { timing.failureTimeout << min(elections, 4) }
+    private var electionTimeout: Microseconds { timing.electionTimeout(afterElections: elections) }
 
     // MARK: Plumbing
 

@@ -150,9 +150,8 @@ public struct WBAmcastReplica: MulticastReplica {
         case .follower:
             // A follower whose leader went quiet stands for election. Replicas further from the leader in rank order wait longer, so that one usually
             // stands alone.
-            let distance = (rank - members.firstIndex(of: ballot.process)! + members.count) % members.count
             // A restarted former leader waits like anyone else: another may lead by now.
-            let patience = electionTimeout + UInt64(max(distance - 1, 0)) * timing.failureTimeout / 2
+            let patience = timing.followerPatience(rank: rank, leaderRank: members.firstIndex(of: ballot.process)!, size: members.count, elections: elections)
             if now >= lastHeardFromLeader + patience { standForElection(now: now, into: &output) }
         case .candidate(let since, _), .synchronizing(let since, _):
             if now >= since + electionTimeout { standForElection(now: now, into: &output) }
@@ -634,8 +633,7 @@ public struct WBAmcastReplica: MulticastReplica {
         return "\(id) \(roleName) \(ballot) state \(stateBallot) clock \(clock) delivered \(deliveredCount) known \(knownBallots.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }) pending \(messages.joined(separator: " "))"
     }
 
-    /// How long to wait for a leader (or for an election to succeed), with backoff.
-    private var electionTimeout: Microseconds { timing.failureTimeout << min(elections, 4) }
+    private var electionTimeout: Microseconds { timing.electionTimeout(afterElections: elections) }
 
     // MARK: Plumbing
 
