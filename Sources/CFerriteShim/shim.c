@@ -81,6 +81,10 @@ int ferrite_populate_read(void *address, size_t length) {
     return madvise(address, length, 22 /* MADV_POPULATE_READ */) == 0 ? 0 : errno;
 }
 
+int ferrite_populate_write(void *address, size_t length) {
+    return madvise(address, length, 23 /* MADV_POPULATE_WRITE */) == 0 ? 0 : errno;
+}
+
 void *ferrite_reserve_address_space(size_t length) {
     void *p = mmap(NULL, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     return p == MAP_FAILED ? NULL : p;

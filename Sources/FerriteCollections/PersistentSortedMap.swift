@@ -104,35 +104,62 @@ public final class PersistentSortedMap<Key: PersistentComparable, Value: Persist
         return handle.readConsistently(wordAt: SortedMapLayout.lock) {
             var result: [(key: Key, value: Value)] = []
             if limit < 1 << 16 { result.reserveCapacity(limit) }
-            var leaf: Node, position: Int
-            if let start {
-                leaf = self.leaf(for: start, heap: heap)
-                position = leaf.lowerBound(start, heap: heap)
-                if reverse {
-                    // The last key at or before `start`.
-                    if position < leaf.count, Key.compareStored(at: leaf.key(position), heap: heap, with: start) == 0 {} else { position -= 1 }
-                }
-            } else {
-                leaf = node(handle[UInt64.self, at: reverse ? SortedMapLayout.last : SortedMapLayout.first])
-                position = reverse ? leaf.count - 1 : 0
-            }
-            var steps = 0
-            while result.count < limit && leaf.isValid && steps < 1 << 40 {
-                steps += 1
-                if position < 0 {
-                    leaf = node(leaf.previous); position = leaf.count - 1; continue
-                }
-                if position >= leaf.count {
-                    leaf = node(leaf.next); position = 0; continue
-                }
-                if let end {
-                    let order = Key.compareStored(at: leaf.key(position), heap: heap, with: end)
-                    if reverse ? order < 0 : order > 0 { break }
-                }
+            walk(from: start, through: end, limit: limit, reverse: reverse, heap: heap) { leaf, position in
                 result.append((Key.loadStored(from: leaf.key(position), heap: heap), Value.loadStored(from: leaf.value(position), heap: heap)))
-                position += reverse ? -1 : 1
             }
             return result
+        }
+    }
+
+    /// The values of ``entries(from:through:limit:reverse:)``, without making the keys: a scan that
+    /// needs only the values (records found through an index) saves a `Key` per entry (for
+    /// `String` keys, an allocation and a UTF-8 check each). Consistent even alongside a writer.
+    @inlinable
+    public func values(from start: Key? = nil, through end: Key? = nil, limit: Int = .max, reverse: Bool = false) -> [Value] {
+        let heap = self.heap
+        return handle.readConsistently(wordAt: SortedMapLayout.lock) {
+            var result: [Value] = []
+            if limit < 1 << 16 { result.reserveCapacity(limit) }
+            walk(from: start, through: end, limit: limit, reverse: reverse, heap: heap) { leaf, position in
+                result.append(Value.loadStored(from: leaf.value(position), heap: heap))
+            }
+            return result
+        }
+    }
+
+    /// Calls `visit` with the leaf and position of up to `limit` entries in key order from the
+    /// first key at or after `start` (at or before it, `reverse`d), stopping after `end` when
+    /// given. Runs inside ``readConsistently``: bounded however the nodes read.
+    @inlinable
+    func walk(from start: Key?, through end: Key?, limit: Int, reverse: Bool, heap: Heap, _ visit: (Node, Int) -> Void) {
+        var leaf: Node, position: Int
+        if let start {
+            leaf = self.leaf(for: start, heap: heap)
+            position = leaf.lowerBound(start, heap: heap)
+            if reverse {
+                // The last key at or before `start`.
+                if position < leaf.count, Key.compareStored(at: leaf.key(position), heap: heap, with: start) == 0 {} else { position -= 1 }
+            }
+        } else {
+            leaf = node(handle[UInt64.self, at: reverse ? SortedMapLayout.last : SortedMapLayout.first])
+            position = reverse ? leaf.count - 1 : 0
+        }
+        var visited = 0, steps = 0
+        while visited < limit && leaf.isValid && steps < 1 << 40 {
+            steps += 1
+            if position < 0 {
+                leaf = node(leaf.previous); position = leaf.count - 1; continue
+            }
+            if position >= leaf.count {
+                leaf = node(leaf.next); position = 0; continue
+            }
+            if let end {
+                let order = Key.compareStored(at: leaf.key(position), heap: heap, with: end)
+                if reverse ? order < 0 : order > 0 { break }
+            }
+            visit(leaf, position)
+            visited += 1
+            position += reverse ? -1 : 1
         }
     }
 

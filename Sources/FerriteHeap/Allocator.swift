@@ -83,6 +83,9 @@ final class Allocator: @unchecked Sendable {
     let chunkTable: UnsafeMutablePointer<UInt64>
 
     private let chunkLock = Lock()
+    /// Maps the pages of the chunks after those just handed out (set by the heap; nil in tests
+    /// of simulated media, whose views are plain memory).
+    var prefault: ChunkPrefault?
     /// Chunks known to the allocator (guarded by chunkLock); the header holds the durable count.
     private(set) var chunkCount: Int
     /// Volatile chunk states (guarded by chunkLock): 0 free, 1 small, 2 huge head, 3 huge tail, 4 reserved.
@@ -370,6 +373,19 @@ final class Allocator: @unchecked Sendable {
     /// Finds `length` free chunks in a row, growing the pool if needed and allowed (nil if not).
     /// chunkLock must be held.
     private func findFreeRun(length: Int, requestedBytes: Int, allowGrowth: Bool) throws(HeapError) -> Int? {
+        let start = try findFreeRunUnprefaulted(length: length, requestedBytes: requestedBytes, allowGrowth: allowGrowth)
+        // The chunks handed out next are the free ones after this run: map their pages meanwhile
+        // (free ones only: see ChunkPrefault).
+        if let start, let prefault {
+            let after = start + length
+            var end = after
+            while end < min(chunkCount, after + ChunkPrefault.chunksAhead) && chunkStates[end] == Self.stateFree { end += 1 }
+            if end > after { prefault.request(after..<end) }
+        }
+        return start
+    }
+
+    private func findFreeRunUnprefaulted(length: Int, requestedBytes: Int, allowGrowth: Bool) throws(HeapError) -> Int? {
         var runStart = freeChunkHint, runLength = 0
         var i = freeChunkHint
         var firstFree: Int? = nil

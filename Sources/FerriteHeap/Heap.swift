@@ -408,6 +408,9 @@ public final class Heap: @unchecked Sendable {
         recovery = report
         storage?.startBackground()
         warmUp.start(views: [mapping.working, mapping.durable], size: mapping.mappedSize)
+        if mapping.fd >= 0 {
+            allocator.prefault = ChunkPrefault(views: [mapping.working, mapping.durable], heapOffset: layout.heapOffset, chunkSize: layout.chunkSize)
+        }
     }
 
     deinit {
@@ -427,6 +430,7 @@ public final class Heap: @unchecked Sendable {
         }
         pthread_key_delete(key)
         warmUp.stop()
+        allocator.prefault?.stop()
         storage?.close()
         mapping.close()
     }

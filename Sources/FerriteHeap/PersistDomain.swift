@@ -60,6 +60,8 @@ final class PersistDomain: @unchecked Sendable {
     unowned(unsafe) var allocator: Allocator!
     var poolSize: () -> Int = { 0 }
 
+    /// The storage of `nextSeq`, `durableWord` and `laneCount`.
+    private let sharedWords: UnsafeMutableRawPointer
     /// The next commit number.
     private let nextSeq: UnsafeMutablePointer<UInt64>
     /// The watermark known durable in the header.
@@ -88,9 +90,13 @@ final class PersistDomain: @unchecked Sendable {
         self.medium = medium
         self.durable = durable
         self.layout = layout
-        nextSeq = .allocate(capacity: 1)
+        // The three shared words get 128 bytes each (a line and its prefetch buddy): the commit
+        // counter is written by every commit of every thread, the durable watermark is read by
+        // every commit; sharing a line, each commit of one thread would evict the other's copy.
+        sharedWords = UnsafeMutableRawPointer.allocate(byteCount: 3 * 128, alignment: 128)
+        nextSeq = (sharedWords + 0).bindMemory(to: UInt64.self, capacity: 1)
         nextSeq.initialize(to: max(watermark, highestSeq) + 1)
-        durableWord = .allocate(capacity: 1)
+        durableWord = (sharedWords + 128).bindMemory(to: UInt64.self, capacity: 1)
         durableWord.initialize(to: watermark)
         storedW = watermark
         slotSeq = UnsafeMutableRawPointer.allocate(byteCount: slotSeqs.count * 64, alignment: 128)
@@ -98,7 +104,7 @@ final class PersistDomain: @unchecked Sendable {
         slotSeq.initialize(repeating: 0, count: slotSeqs.count * 8)
         for (slot, seq) in slotSeqs.enumerated() { slotSeq[slot * 8] = seq }
         laneTable = .allocate(capacity: Self.maximumLanes)
-        laneCount = .allocate(capacity: 1)
+        laneCount = (sharedWords + 256).bindMemory(to: UInt64.self, capacity: 1)
         laneCount.initialize(to: 0)
         register(anonymous)
     }
@@ -126,11 +132,9 @@ final class PersistDomain: @unchecked Sendable {
     }
 
     deinit {
-        nextSeq.deallocate()
-        durableWord.deallocate()
+        sharedWords.deallocate()
         UnsafeMutableRawPointer(slotSeq).deallocate()
         laneTable.deallocate()
-        laneCount.deallocate()
     }
 
     @inline(__always) func flush(_ address: UnsafeRawPointer, count: Int) { medium.flush(address, count: count) }

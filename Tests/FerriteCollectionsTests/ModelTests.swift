@@ -70,6 +70,33 @@ import FerriteTestSupport
         #expect(report.isValid && report.liveBlocks == 2, "\(report)")
     }
 
+    @Test func sortedMapValueScansMatchEntryScans() throws {
+        let directory = TemporaryDirectory()
+        let heap = try Heap(path: directory.file("values.pool"), options: smallPoolOptions(maximumSize: 16 << 20))
+        defer { heap.close() }
+        let map = try PersistentSortedMap<String, Int>.make(in: heap)
+        var rng = SeededGenerator(seed: 7)
+        let keys = (0..<1500).map { _ in "key\(Int.random(in: 0..<1_000_000, using: &rng))" }
+        var model: [String: Int] = [:]
+        for (index, key) in keys.enumerated() { try map.updateValue(index, forKey: key); model[key] = index }
+        let ascending = model.keys.sorted()
+        #expect(map.values(limit: 5) == ascending.prefix(5).map { model[$0]! })
+        #expect(map.values(limit: 4, reverse: true) == ascending.reversed().prefix(4).map { model[$0]! })
+        for _ in 0..<300 {
+            let start = "key\(Int.random(in: 0..<1_000_000, using: &rng))"
+            let end = Bool.random(using: &rng) ? "key\(Int.random(in: 0..<1_000_000, using: &rng))" : nil
+            let limit = Int.random(in: 0...120, using: &rng)
+            let reverse = Bool.random(using: &rng)
+            let range = reverse
+                ? ascending.reversed().filter { $0 <= start && (end == nil || $0 >= end!) }
+                : ascending.filter { $0 >= start && (end == nil || $0 <= end!) }
+            let expected = range.prefix(limit).map { model[$0]! }
+            let what = "from \(start) through \(end ?? "-") limit \(limit) reverse \(reverse)"
+            #expect(map.values(from: start, through: end, limit: limit, reverse: reverse) == expected, "\(what)")
+            #expect(map.entries(from: start, through: end, limit: limit, reverse: reverse).map(\.value) == expected, "\(what)")
+        }
+    }
+
     @Test func destroyingCollectionsReturnsAllTheirMemory() throws {
         let directory = TemporaryDirectory()
         let heap = try Heap(path: directory.file("destroy.pool"), options: smallPoolOptions(maximumSize: 16 << 20))

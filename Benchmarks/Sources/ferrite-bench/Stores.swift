@@ -67,17 +67,27 @@ func directoryBytes(_ path: String) -> Int {
 
 // MARK: - Ferrite
 
-/// A YCSB record in the pool: its 10 fields, in place.
+/// A YCSB record in the pool: its 10 fields, in place, then the word of its writer lock (1,008
+/// bytes: the same 1 KiB block as the fields alone).
 final class YCSBRecord: PersistentObject, PersistentStorable, @unchecked Sendable {
     static let persistentTypeName = "Bench.YCSBRecord"
-    static let persistentSize = recordBytes
+    static let persistentSize = recordBytes + 8
+    static let lockOffset = recordBytes
     let handle: ObjectHandle
     init(handle: ObjectHandle) { self.handle = handle }
+
+    /// Copies the fields, never half an update: an optimistic read, retried if a writer held or
+    /// took the record's lock meanwhile (``ObjectHandle/readConsistently(wordAt:_:)``).
+    func copyFields(into target: UnsafeMutableRawPointer) {
+        handle.readConsistently(wordAt: Self.lockOffset) { target.copyMemory(from: handle.fields, byteCount: recordBytes) }
+    }
 }
 
 /// Ferrite: records are objects in the pool, found through a persistent hash map (and, when the
 /// workload scans, a persistent sorted map as well). Every write is one failure-atomic
-/// transaction; updates of different records run in parallel, inserts take the maps' locks.
+/// transaction that holds the record's writer lock until it ends; updates of different records
+/// run in parallel, inserts take the maps' locks. Reads take no lock: they copy the record and
+/// check that no writer came by (a seqlock), as the maps' own lookups do.
 final class FerriteStore: YCSBStore, @unchecked Sendable {
     let heap: Heap
     let path: String
@@ -134,24 +144,26 @@ final class FerriteStore: YCSBStore, @unchecked Sendable {
 
     func read(_ key: String, into buffer: UnsafeMutableRawBufferPointer) throws -> Bool {
         guard let record = table[key] else { return false }
-        // Under the record's lock, as the other stores read: never half an update.
-        try heap.transaction(locking: [record]) { buffer.baseAddress!.copyMemory(from: record.handle.fields, byteCount: recordBytes) }
+        record.copyFields(into: buffer.baseAddress!)
         return true
     }
 
     func update(_ key: String, field: Int, _ value: UnsafeRawBufferPointer) throws -> Bool {
         guard let record = table[key] else { return false }
-        try durably { try heap.transaction(locking: [record]) { record.handle.storeBytes(value, at: field * fieldBytes) } }
+        try durably {
+            try heap.transaction {
+                try record.handle.lockUntilTransactionEnds(wordAt: YCSBRecord.lockOffset)
+                record.handle.storeBytes(value, at: field * fieldBytes)
+            }
+        }
         return true
     }
 
     func scan(_ key: String, count: Int, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard let ordered else { throw StoreError("this Ferrite store was opened without its ordered index") }
-        let entries = ordered.entries(from: key, limit: count)
-        for (index, entry) in entries.enumerated() {
-            (buffer.baseAddress! + index * recordBytes).copyMemory(from: entry.value.handle.fields, byteCount: recordBytes)
-        }
-        return entries.count
+        let records = ordered.values(from: key, limit: count)
+        for (index, record) in records.enumerated() { record.copyFields(into: buffer.baseAddress! + index * recordBytes) }
+        return records.count
     }
 
     var storedBytes: Int {

@@ -16,7 +16,27 @@ func fnv1a64(_ value: UInt64) -> UInt64 {
 }
 
 /// The key of the record with sequence number `sequence`: "user" and the decimal FNV-1a hash.
-func ycsbKey(_ sequence: UInt64) -> String { "user\(fnv1a64(sequence))" }
+/// Formatted by hand into the string's own storage (string interpolation costs several times
+/// more, and the harness's cost per operation is in every store's figures).
+func ycsbKey(_ sequence: UInt64) -> String {
+    var value = fnv1a64(sequence)
+    var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // up to 19 digits, least significant first
+    var count = 0
+    withUnsafeMutableBytes(of: &digits) { buffer in
+        repeat {
+            buffer[count] = UInt8(truncatingIfNeeded: 48 &+ value % 10)
+            value /= 10
+            count += 1
+        } while value != 0
+    }
+    return String(unsafeUninitializedCapacity: 4 + count) { bytes in
+        bytes[0] = 0x75; bytes[1] = 0x73; bytes[2] = 0x65; bytes[3] = 0x72  // "user"
+        withUnsafeBytes(of: digits) { buffer in
+            for i in 0..<count { bytes[4 + i] = buffer[count - 1 - i] }
+        }
+        return 4 + count
+    }
+}
 
 /// A zipfian distribution over `0..<items` with constant `theta` (Gray et al., as YCSB implements it).
 struct ZipfianGenerator: Sendable {
@@ -66,35 +86,31 @@ struct ScrambledZipfianGenerator: Sendable {
 }
 
 /// YCSB's "latest": a zipfian over the records inserted so far, counted back from the newest.
-struct LatestGenerator: Sendable {
-    func next(newest: UInt64, using rng: inout some RandomNumberGenerator) -> UInt64 {
-        // A zipfian over the current record count (YCSB recomputes its zeta incrementally; the
-        // count changes by a few percent during a run, so the zeta of the load is kept).
+/// Each thread keeps its own (no lock shared between threads on every operation).
+struct LatestGenerator {
+    /// The zipfian of the current record count, recomputed when the count has grown by more
+    /// than 1% (YCSB recomputes its zeta incrementally; the count changes by a few percent during
+    /// a run).
+    private var zipfian: ZipfianGenerator?
+
+    /// A generator whose zipfian is computed for `records` records now (it takes a million
+    /// terms: compute it before the timed phase, then give each thread a copy).
+    init(records: UInt64) { zipfian = ZipfianGenerator(items: records, theta: 0.99) }
+
+    mutating func next(newest: UInt64, using rng: inout some RandomNumberGenerator) -> UInt64 {
         let count = newest + 1
-        let zipfian = Self.cache.zipfian(for: count)
-        let back = zipfian.next(using: &rng)
+        if zipfian == nil || zipfian!.items > count || count - zipfian!.items > zipfian!.items / 100 {
+            zipfian = ZipfianGenerator(items: count, theta: 0.99, zetaN: zipfian.map { Self.extend($0, to: count) })
+        }
+        let back = zipfian!.next(using: &rng)
         return back > newest ? 0 : newest - back
     }
 
-    /// Zipfians by item count, recomputed when the count has grown by more than 1%.
-    final class Cache: @unchecked Sendable {
-        private var current: ZipfianGenerator?
-        private let lock = NSLock()
-        func zipfian(for count: UInt64) -> ZipfianGenerator {
-            lock.withLock {
-                if let current, current.items <= count, count - current.items <= current.items / 100 { return current }
-                let made = ZipfianGenerator(items: count, theta: 0.99, zetaN: current.map { Self.extend($0, to: count) })
-                current = made
-                return made
-            }
-        }
-        /// The zeta of `count` items from the zeta of fewer (adds the missing terms).
-        static func extend(_ zipfian: ZipfianGenerator, to count: UInt64) -> Double {
-            guard count > zipfian.items else { return ZipfianGenerator.zeta(count, zipfian.theta) }
-            var sum = zipfian.zetaN
-            for i in (zipfian.items + 1)...count { sum += 1 / pow(Double(i), zipfian.theta) }
-            return sum
-        }
+    /// The zeta of `count` items from the zeta of fewer (adds the missing terms).
+    static func extend(_ zipfian: ZipfianGenerator, to count: UInt64) -> Double {
+        guard count > zipfian.items else { return ZipfianGenerator.zeta(count, zipfian.theta) }
+        var sum = zipfian.zetaN
+        for i in (zipfian.items + 1)...count { sum += 1 / pow(Double(i), zipfian.theta) }
+        return sum
     }
-    static let cache = Cache()
 }

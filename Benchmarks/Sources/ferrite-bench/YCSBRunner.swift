@@ -141,66 +141,81 @@ struct YCSBRunner {
         if let error = failure.withLock({ $0 }) { throw error }
         let loadSeconds = Date().timeIntervalSince(loadStart)
 
-        // Run: `operations` operations shared by the threads.
+        // Run: `operations` operations shared by the threads, claimed in chunks (a shared counter
+        // touched on every operation would cost the fastest stores a cache-line transfer each).
         let insertCounter = Atomic(records)  // the next sequence number to insert
         let issued = Atomic(0)
+        let stopped = Atomic(false)
+        let chunk = 64
         let runProgress = Progress("\(name) run \(workload.rawValue)", total: operations)
         let histograms = Mutex<[Workload.Operation: Histogram<UInt64>]>([:])
         let scrambled = ScrambledZipfianGenerator(records: UInt64(records))
-        let latest = LatestGenerator()
+        let latestTemplate = workload.distribution == .latest ? LatestGenerator(records: UInt64(records)) : nil
         let mix = workload.mix
         let runStart = Date()
         DispatchQueue.concurrentPerform(iterations: threads) { thread in
             var rng = SeededRandom(seed: seed &+ UInt64(thread) &* 0x9E37_79B9)
-            var local: [Workload.Operation: Histogram<UInt64>] = [:]
+            var latest = latestTemplate
+            let operationKinds = Workload.Operation.allCases
+            var local = operationKinds.map { _ in Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three) }
             let record = UnsafeMutableRawBufferPointer.allocate(byteCount: recordBytes * 100, alignment: 8)
             defer { record.deallocate() }
             let value = UnsafeMutableRawBufferPointer.allocate(byteCount: fieldBytes, alignment: 8)
             defer { value.deallocate() }
             func existingKey() -> String {
-                let inserted = UInt64(insertCounter.load(ordering: .relaxed))
                 switch workload.distribution {
-                case .latest: return ycsbKey(latest.next(newest: inserted - 1, using: &rng))
+                case .latest:
+                    let inserted = UInt64(insertCounter.load(ordering: .relaxed))
+                    return ycsbKey(latest!.next(newest: inserted - 1, using: &rng))
                 case .zipfian: return ycsbKey(scrambled.next(using: &rng))
                 }
             }
-            while failure.withLock({ $0 == nil }) {
-                guard issued.add(1, ordering: .relaxed).oldValue < operations else { break }
-                var pick = Double.random(in: 0..<1, using: &rng)
-                var operation = mix.last!.0
-                for (candidate, share) in mix {
-                    if pick < share { operation = candidate; break }
-                    pick -= share
-                }
-                for i in 0..<fieldBytes / 8 { value.storeBytes(of: rng.next(), toByteOffset: i * 8, as: UInt64.self) }
-                let start = DispatchTime.now().uptimeNanoseconds
-                do {
-                    switch operation {
-                    case .read:
-                        _ = try store.read(existingKey(), into: record)
-                    case .update:
-                        _ = try store.update(existingKey(), field: Int.random(in: 0..<fieldCount, using: &rng), UnsafeRawBufferPointer(value))
-                    case .insert:
-                        let sequence = insertCounter.add(1, ordering: .relaxed).oldValue
-                        Self.fill(UnsafeMutableRawBufferPointer(rebasing: record[0..<recordBytes]), sequence: UInt64(sequence))
-                        try store.insert(ycsbKey(UInt64(sequence)), UnsafeRawBufferPointer(rebasing: record[0..<recordBytes]))
-                    case .scan:
-                        _ = try store.scan(existingKey(), count: Int.random(in: 1...100, using: &rng), into: record)
-                    case .readModifyWrite:
-                        let key = existingKey()
-                        if try store.read(key, into: record) {
-                            _ = try store.update(key, field: Int.random(in: 0..<fieldCount, using: &rng), UnsafeRawBufferPointer(value))
-                        }
+            claiming: while !stopped.load(ordering: .relaxed) {
+                let first = issued.add(chunk, ordering: .relaxed).oldValue
+                guard first < operations else { break }
+                let claimed = min(chunk, operations - first)
+                for _ in 0..<claimed {
+                    var pick = Double.random(in: 0..<1, using: &rng)
+                    var operation = mix.last!.0
+                    for (candidate, share) in mix {
+                        if pick < share { operation = candidate; break }
+                        pick -= share
                     }
-                } catch {
-                    failure.withLock { $0 = error }
+                    if operation == .update || operation == .readModifyWrite {
+                        for i in 0..<fieldBytes / 8 { value.storeBytes(of: rng.next(), toByteOffset: i * 8, as: UInt64.self) }
+                    }
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    do {
+                        switch operation {
+                        case .read:
+                            _ = try store.read(existingKey(), into: record)
+                        case .update:
+                            _ = try store.update(existingKey(), field: Int.random(in: 0..<fieldCount, using: &rng), UnsafeRawBufferPointer(value))
+                        case .insert:
+                            let sequence = insertCounter.add(1, ordering: .relaxed).oldValue
+                            Self.fill(UnsafeMutableRawBufferPointer(rebasing: record[0..<recordBytes]), sequence: UInt64(sequence))
+                            try store.insert(ycsbKey(UInt64(sequence)), UnsafeRawBufferPointer(rebasing: record[0..<recordBytes]))
+                        case .scan:
+                            _ = try store.scan(existingKey(), count: Int.random(in: 1...100, using: &rng), into: record)
+                        case .readModifyWrite:
+                            let key = existingKey()
+                            if try store.read(key, into: record) {
+                                _ = try store.update(key, field: Int.random(in: 0..<fieldCount, using: &rng), UnsafeRawBufferPointer(value))
+                            }
+                        }
+                    } catch {
+                        failure.withLock { $0 = error }
+                        stopped.store(true, ordering: .relaxed)
+                        break claiming
+                    }
+                    let nanoseconds = DispatchTime.now().uptimeNanoseconds - start
+                    local[operationKinds.firstIndex(of: operation)!].record(nanoseconds)
                 }
-                let nanoseconds = DispatchTime.now().uptimeNanoseconds - start
-                local[operation, default: Histogram(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)].record(nanoseconds)
-                runProgress.advance()
+                runProgress.advance(claimed)
             }
             histograms.withLock { all in
-                for (operation, histogram) in local {
+                for (index, histogram) in local.enumerated() where histogram.totalCount > 0 {
+                    let operation = operationKinds[index]
                     if all[operation] == nil { all[operation] = histogram } else { all[operation]!.add(histogram) }
                 }
             }

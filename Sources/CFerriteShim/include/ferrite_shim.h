@@ -114,6 +114,10 @@ void *ferrite_reserve_address_space(size_t length);
 /// Maps the pages of [address, address + length) in advance, readable (madvise
 /// MADV_POPULATE_READ, Linux 5.14+). Returns 0, or errno (EINVAL on older kernels).
 int ferrite_populate_read(void *address, size_t length);
+/// Maps the pages of [address, address + length) in advance, writable, as a write would
+/// (madvise MADV_POPULATE_WRITE, Linux 5.14+): a private mapping's pages get their private
+/// copies. The bytes do not change. Returns 0, or errno (EINVAL on older kernels).
+int ferrite_populate_write(void *address, size_t length);
 /// Releases a reservation made by ferrite_reserve_address_space.
 void ferrite_release_address_space(void *address, size_t length);
 
