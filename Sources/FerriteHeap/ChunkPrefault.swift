@@ -18,6 +18,10 @@ import Foundation
 /// The allocator asks for the chunks after the one it just took; a single thread, started on the
 /// first request, maps them one chunk at a time. `stop()` (at close, before the views are
 /// unmapped) waits for the chunk being mapped.
+///
+/// On a memory-mode pool whose file is not on DAX (a disk), mapping a chunk as a write marks its
+/// page-cache pages dirty, so up to ``chunksAhead`` chunks of unchanged zero pages may be written
+/// back to the file early: harmless, and the same pages the allocator is about to write anyway.
 final class ChunkPrefault: @unchecked Sendable {
     /// How many chunks past the one just taken are mapped in advance.
     static let chunksAhead = 4
@@ -26,9 +30,7 @@ final class ChunkPrefault: @unchecked Sendable {
     private let views: [UInt]
     private let heapOffset: Int
     private let chunkSize: Int
-    /// Chunks below `next` are mapped (or were skipped); those up to `wanted` are to be mapped.
-    private var next = 0
-    private var wanted = 0
+    private var queue = PrefaultQueue()
     private var running = false
     private var stopping = false
     private let finished = DispatchSemaphore(value: 0)
@@ -43,9 +45,7 @@ final class ChunkPrefault: @unchecked Sendable {
     /// Never waits.
     func request(_ chunks: Range<Int>) {
         lock.withLock {
-            guard !stopping, chunks.upperBound > max(next, wanted) else { return }
-            if chunks.lowerBound > next { next = chunks.lowerBound }
-            wanted = chunks.upperBound
+            guard !stopping, queue.add(chunks) else { return }
             if running {
                 lock.signal()
             } else {
@@ -58,10 +58,12 @@ final class ChunkPrefault: @unchecked Sendable {
     private func run() {
         lock.lock()
         while true {
-            while !stopping && next >= wanted { lock.wait() }
-            if stopping { break }
-            let chunk = next
-            next += 1
+            var chunk = queue.take()
+            while !stopping && chunk == nil {
+                lock.wait()
+                chunk = queue.take()
+            }
+            guard !stopping, let chunk else { break }
             lock.unlock()
             var failed = false
             for view in views {
@@ -77,12 +79,46 @@ final class ChunkPrefault: @unchecked Sendable {
     }
 
     /// Stops the thread (after the chunk it is mapping): the views may be unmapped afterwards.
+    /// Calling it again does nothing.
     func stop() {
         let wasRunning = lock.withLock { () -> Bool in
             stopping = true
             lock.signal()
+            defer { running = false }
             return running
         }
         if wasRunning { finished.wait() }
+    }
+}
+
+/// The chunks a ``ChunkPrefault`` has mapped and has still to map: one run of chunks,
+/// `mappedFrom..<next` done and `next..<wanted` to do.
+struct PrefaultQueue: Equatable {
+    private(set) var mappedFrom = 0
+    private(set) var next = 0
+    private(set) var wanted = 0
+
+    /// Adds a request: nothing if it is inside the run already mapped or pending, extends the run
+    /// if it starts inside it or right after it, and otherwise (lower chunks after a large free,
+    /// say) replaces the run. Returns whether there is new work.
+    mutating func add(_ chunks: Range<Int>) -> Bool {
+        guard !chunks.isEmpty else { return false }
+        let runEnd = max(next, wanted)
+        if chunks.lowerBound >= mappedFrom && chunks.upperBound <= runEnd { return false }
+        if chunks.lowerBound >= mappedFrom && chunks.lowerBound <= runEnd {
+            wanted = chunks.upperBound
+        } else {
+            mappedFrom = chunks.lowerBound
+            next = chunks.lowerBound
+            wanted = chunks.upperBound
+        }
+        return true
+    }
+
+    /// The next chunk to map, if any.
+    mutating func take() -> Int? {
+        guard next < wanted else { return nil }
+        defer { next += 1 }
+        return next
     }
 }

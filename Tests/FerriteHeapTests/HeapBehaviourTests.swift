@@ -126,6 +126,96 @@ import Testing
         try heap.transaction { try heap.free(again) }
     }
 
+    @Test func prefaultQueueExtendsItsRunSkipsMappedChunksAndFollowsLowerRequests() {
+        var queue = PrefaultQueue()
+        func add(_ chunks: Range<Int>) -> Bool { queue.add(chunks) }
+        func take(_ count: Int) -> [Int?] { (0..<count).map { _ in queue.take() } }
+        #expect(add(5..<9))
+        #expect(take(2) == [5, 6])
+        // Inside what is mapped or pending: nothing new.
+        #expect(!add(5..<7))
+        #expect(!add(6..<9))
+        // Continuing the run extends it without mapping the chunks already done again.
+        #expect(add(7..<11))
+        #expect(take(5) == [7, 8, 9, 10, nil])
+        #expect(add(11..<12))
+        #expect(take(1) == [11])
+        // Lower chunks (after a large free): the run starts again there.
+        #expect(add(2..<4))
+        #expect(take(3) == [2, 3, nil])
+        #expect(add(5..<6))
+        #expect(take(2) == [5, nil])
+        #expect(!add(3..<3))
+    }
+
+    @Test func chunkPrefaultChangesNoByteAndStopsOnceOrTwice() throws {
+        let chunk = 16 << 10, chunks = 8
+        let region = mmap(nil, chunk * chunks, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)!
+        #expect(region != MAP_FAILED)
+        defer { munmap(region, chunk * chunks) }
+        for i in stride(from: 0, to: chunk * chunks, by: 4096) where i % (3 * 4096) == 0 {
+            region.storeBytes(of: UInt64(i), toByteOffset: i, as: UInt64.self)
+        }
+        let prefault = ChunkPrefault(views: [region], heapOffset: 0, chunkSize: chunk)
+        prefault.request(1..<5)
+        prefault.request(0..<2)
+        prefault.request(5..<8)
+        for _ in 0..<1000 { sched_yield() }
+        prefault.stop()
+        prefault.stop()
+        prefault.request(0..<8)
+        for i in stride(from: 0, to: chunk * chunks, by: 8) {
+            let expected: UInt64 = i % 4096 == 0 && i % (3 * 4096) == 0 ? UInt64(i) : 0
+            if region.load(fromByteOffset: i, as: UInt64.self) != expected {
+                Issue.record("byte \(i) changed")
+                break
+            }
+        }
+        // Never started: stop returns at once.
+        ChunkPrefault(views: [region], heapOffset: 0, chunkSize: chunk).stop()
+    }
+
+    @Test func objectsInChunksMappedAheadKeepTheirValuesAfterLargeFreesAndReopen() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("pool")
+        var options = smallPoolOptions(maximumSize: 8 << 20)
+        options.logSlotSize = 64 << 10
+        var values: [UInt64: Int] = [:]
+        do {
+            let heap = try Heap(path: path, options: options)
+            let large = try heap.transaction { try (0..<4).map { _ in try heap.allocateBytes(60_000) } }
+            try heap.transaction { for block in large { try heap.free(block) } }
+            // Lower chunks are free again: the allocator goes back to them, then past them.
+            var cells: [Cell] = []
+            for batch in 0..<40 {
+                try heap.transaction {
+                    for i in 0..<50 {
+                        let cell = try heap.allocate(Cell.self)
+                        cell.a = batch * 1000 + i
+                        cell.next = cells.last
+                        cells.append(cell)
+                    }
+                }
+            }
+            try heap.transaction { try heap.setRoot("last", to: cells.last!) }
+            for cell in cells { values[cell.reference] = cell.a }
+            #expect(heap.size.current > 4 * (16 << 10))
+            heap.close()
+        }
+        let heap = try Heap(path: path)
+        try heap.register(Cell.self)
+        var cell = try heap.root("last", as: Cell.self)
+        var seen = 0
+        while let current = cell {
+            #expect(values[current.reference] == current.a)
+            seen += 1
+            cell = current.next
+        }
+        #expect(seen == 2000)
+        let report = heap.verify()
+        #expect(report.isValid, "\(report)")
+    }
+
     @Test func aTransactionTooLargeForItsLogChangesNothingAndTheHeapGoesOn() throws {
         let dir = TemporaryDirectory()
         let path = dir.file("pool")
