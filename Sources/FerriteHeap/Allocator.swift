@@ -147,6 +147,21 @@ final class Allocator: @unchecked Sendable {
         chunkLock.withLock { (0..<chunkCount).reduce(0) { $0 + (chunkStates[$1] == Self.stateFree ? 0 : 1) } }
     }
 
+    /// Runs of consecutive chunks that are not free, by chunk index, in order. O(chunks).
+    func chunkRunsInUse() -> [Range<Int>] {
+        chunkLock.withLock {
+            var runs: [Range<Int>] = []
+            var index = 0
+            while index < chunkCount {
+                guard chunkStates[index] != Self.stateFree else { index += 1; continue }
+                let start = index
+                while index < chunkCount && chunkStates[index] != Self.stateFree { index += 1 }
+                runs.append(start..<index)
+            }
+            return runs
+        }
+    }
+
     // MARK: Small blocks
 
     /// Picks a free block of at least `size` bytes and marks it held; the caller logs the

@@ -407,10 +407,27 @@ public final class Heap: @unchecked Sendable {
         report.openSeconds = Double(ferrite_monotonic_nanoseconds() - started) / 1e9
         recovery = report
         storage?.startBackground()
-        warmUp.start(views: [mapping.working, mapping.durable], size: mapping.mappedSize)
+        warmUp.start(views: [mapping.working, mapping.durable], ranges: dataRanges())
         if mapping.fd >= 0 {
             allocator.prefault = ChunkPrefault(views: [mapping.working, mapping.durable], heapOffset: layout.heapOffset, chunkSize: layout.chunkSize)
         }
+    }
+
+    /// The byte ranges of the pool that hold data, in order, adjacent ones merged: the metadata
+    /// before the heap and the chunks in use, clipped to the mapped size. O(chunks).
+    func dataRanges() -> [Range<Int>] {
+        var ranges = [0..<min(layout.heapOffset, mapping.mappedSize)]
+        for run in allocator.chunkRunsInUse() {
+            let start = layout.heapOffset + run.lowerBound * layout.chunkSize
+            let end = min(layout.heapOffset + run.upperBound * layout.chunkSize, mapping.mappedSize)
+            guard start < end else { continue }
+            if ranges[ranges.count - 1].upperBound == start {
+                ranges[ranges.count - 1] = ranges[ranges.count - 1].lowerBound..<end
+            } else {
+                ranges.append(start..<end)
+            }
+        }
+        return ranges
     }
 
     deinit {
@@ -725,28 +742,38 @@ let currentHeapKey: pthread_key_t = {
     return key
 }()
 
-/// After a pool opens, a background thread maps its pages in advance, both views, a slice at a
-/// time, so that the first transactions after a restart do not each stop for page faults on
-/// pages nobody has touched yet (a large pool's throughput otherwise ramps up over seconds).
-/// Mapping a page readable changes nothing in it; `stop()` (at close) waits for the current slice.
+/// After a pool opens, a background thread maps the pages that hold data in advance (the
+/// metadata before the heap and every chunk in use), both views, a slice at a time, so that the
+/// first transactions after a restart do not each stop for page faults on pages nobody has
+/// touched yet (a large pool's throughput otherwise ramps up over seconds). Mapping a page
+/// readable changes nothing in it; `stop()` (at close) waits for the current slice.
+///
+/// Free chunks are left alone: mapped readable, a page of the private working view would need a
+/// copy-on-write fault (with a TLB shootdown once another thread runs) on its first write; the
+/// allocator has ``ChunkPrefault`` map the free chunks it is about to hand out as writes instead.
 final class WarmUp: @unchecked Sendable {
     private let stopping = Atomic(false)
     private let finished = DispatchSemaphore(value: 0)
     private var started = false
     static let slice = 16 << 20
 
-    func start(views: [UnsafeMutableRawPointer], size: Int) {
+    /// Maps `ranges` (byte ranges of the pool, in order) of every view in `views`.
+    func start(views: [UnsafeMutableRawPointer], ranges: [Range<Int>]) {
+        guard !ranges.isEmpty else { return }
         started = true
         let addresses = views.map { UInt(bitPattern: $0) }
         Thread.detachNewThread { [self] in
             defer { finished.signal() }
-            var offset = 0
-            while offset < size && !stopping.load(ordering: .relaxed) {
-                let length = min(Self.slice, size - offset)
-                for address in addresses {
-                    if ferrite_populate_read(UnsafeMutableRawPointer(bitPattern: address)! + offset, length) != 0 { return }
+            for range in ranges {
+                var offset = range.lowerBound
+                while offset < range.upperBound {
+                    if stopping.load(ordering: .relaxed) { return }
+                    let length = min(Self.slice, range.upperBound - offset)
+                    for address in addresses {
+                        if ferrite_populate_read(UnsafeMutableRawPointer(bitPattern: address)! + offset, length) != 0 { return }
+                    }
+                    offset += length
                 }
-                offset += length
             }
         }
     }

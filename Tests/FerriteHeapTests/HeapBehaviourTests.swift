@@ -216,6 +216,39 @@ import Testing
         #expect(report.isValid, "\(report)")
     }
 
+    @Test func warmUpMapsTheMetadataAndTheChunksInUseButNoFreeChunk() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("pool")
+        let chunk = 16 << 10
+        // Three huge blocks of three chunks each, then the middle one freed; the pool reopened
+        // (the warm-up's ranges are taken at open).
+        var heap = try Heap(path: path, options: smallPoolOptions(maximumSize: 8 << 20, chunkSize: chunk))
+        let blocks = try heap.transaction { try (0..<3).map { _ in try heap.allocateBytes(2 * chunk + chunk / 2) } }
+        try heap.transaction { try heap.free(blocks[1]) }
+        heap.close()
+        heap = try Heap(path: path)
+        defer { heap.close() }
+        let heapStart = heap.layout.heapOffset
+        func chunkRange(_ chunks: Range<Int>) -> Range<Int> {
+            heapStart + chunks.lowerBound * chunk..<heapStart + chunks.upperBound * chunk
+        }
+        for block in blocks { #expect((Int(block.reference) - heapStart) % chunk == 0) }
+        func chunks(of block: ObjectHandle) -> Range<Int> {
+            let first = (Int(block.reference) - heapStart) / chunk
+            return chunkRange(first..<first + 3)
+        }
+        func covered(_ range: Range<Int>, by ranges: [Range<Int>]) -> Bool {
+            ranges.contains { $0.lowerBound <= range.lowerBound && range.upperBound <= $0.upperBound }
+        }
+        let ranges = heap.dataRanges()
+        #expect(covered(0..<heapStart, by: ranges))
+        #expect(covered(chunks(of: blocks[0]), by: ranges))
+        #expect(covered(chunks(of: blocks[2]), by: ranges))
+        #expect(!ranges.contains { $0.overlaps(chunks(of: blocks[1])) })
+        #expect(ranges.allSatisfy { $0.upperBound <= heap.size.current })
+        #expect(zip(ranges, ranges.dropFirst()).allSatisfy { $0.upperBound < $1.lowerBound })
+    }
+
     @Test func aTransactionTooLargeForItsLogChangesNothingAndTheHeapGoesOn() throws {
         let dir = TemporaryDirectory()
         let path = dir.file("pool")
