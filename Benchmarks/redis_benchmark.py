@@ -92,11 +92,13 @@ def main():
     parser.add_argument("--requests", type=int, default=50000, help="requests per row with 50 clients (a tenth with 1)")
     parser.add_argument("--modes", default="storage,memory")
     parser.add_argument("--ferrite-args", default="", help="extra arguments for ferrite serve")
+    parser.add_argument("--ferrite", default=os.path.join(ROOT, ".build", "release", "ferrite"),
+                        help="the ferrite binary (default: the root package's release build, built here if missing)")
     args = parser.parse_args()
     for tool in ("redis-server", "redis-benchmark"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} not found: apt-get install redis-server redis-tools")
-    binary = os.path.join(ROOT, ".build", "release", "ferrite")
+    binary = args.ferrite
     if not os.path.exists(binary):
         subprocess.run(["swift", "build", "-c", "release", "--product", "ferrite"], cwd=ROOT, check=True)
 

@@ -98,8 +98,13 @@ public final class Heap: @unchecked Sendable {
     /// What recovery did when the pool was opened.
     public private(set) var recovery = RecoveryReport()
 
+    /// The calling thread's context of this heap, retained (see ``PooledThreadValue``).
     private var key = pthread_key_t()
+    private var hasKey = false
+    /// Contexts of exited threads, for the next threads.
+    let contextPool = ThreadValuePool()
     private let contextsLock = Lock()
+    /// Every context of this heap (for the check at close).
     private var contexts: [TransactionContext] = []
     let typesLock = Lock()
     /// Registered types: published once their hooks have run.
@@ -402,7 +407,8 @@ public final class Heap: @unchecked Sendable {
             (stripes + i).initialize(to: pthread_mutex_t())
             pthread_mutex_init(stripes + i, nil)
         }
-        pthread_key_create(&key, nil)
+        key = ThreadValueKeys.take()
+        hasKey = true
         loadPoolTypes()
         report.openSeconds = Double(ferrite_monotonic_nanoseconds() - started) / 1e9
         recovery = report
@@ -445,7 +451,10 @@ public final class Heap: @unchecked Sendable {
             for context in contexts { precondition(!context.isActive, "Heap closed while a transaction is running") }
             contexts.removeAll()
         }
-        pthread_key_delete(key)
+        contextPool.close()
+        // Threads still holding a context of this heap release it when they exit, or when a heap
+        // that takes this key next finds it in their slot.
+        if hasKey { ThreadValueKeys.giveBack(key) }
         warmUp.stop()
         allocator.prefault?.stop()
         storage?.close()
@@ -486,16 +495,27 @@ public final class Heap: @unchecked Sendable {
     // MARK: Thread contexts and log slots
 
     /// The calling thread's context, if it has one (never creates one).
+    @inline(__always)
     func existingContext() -> TransactionContext? {
-        pthread_getspecific(key).map { Unmanaged<TransactionContext>.fromOpaque($0).takeUnretainedValue() }
+        ThreadValueKeys.value(key, of: contextPool, as: TransactionContext.self)
     }
 
+    @inline(__always)
     func context() -> TransactionContext {
         if let existing = existingContext() { return existing }
-        let context = TransactionContext(heap: self)
-        contextsLock.withLock { contexts.append(context) }
-        pthread_setspecific(key, Unmanaged.passUnretained(context).toOpaque())
-        return context
+        return attachContext()
+    }
+
+    /// Gives the calling thread a context: one an exited thread left, or a new one.
+    @inline(never)
+    private func attachContext() -> TransactionContext {
+        // Its key may belong to another heap now: never touch the slot.
+        precondition(!isClosed, "a closed heap was used: its objects and proxies must not be used after close()")
+        return ThreadValueKeys.attach(key, from: contextPool) {
+            let context = TransactionContext(heap: self)
+            contextsLock.withLock { contexts.append(context) }
+            return context
+        }
     }
 
     func logSlot(_ slot: Int) -> RedoLog {

@@ -112,7 +112,7 @@ final class PersistDomain: @unchecked Sendable {
     private func register(_ lane: CommitLane) {
         lock.withLock {
             let index = Int(ferrite_atomic_load_u64(laneCount))
-            precondition(index < Self.maximumLanes, "more than \(Self.maximumLanes) threads used one heap")
+            precondition(index < Self.maximumLanes, "more than \(Self.maximumLanes) threads use one heap at once")
             laneOwners.append(lane)
             (laneTable + index).initialize(to: Unmanaged.passUnretained(lane))
             ferrite_atomic_store_u64(laneCount, UInt64(index + 1))
@@ -143,6 +143,9 @@ final class PersistDomain: @unchecked Sendable {
     var durableWatermark: UInt64 { ferrite_atomic_load_u64(durableWord) }
 
     /// A new lane for a thread's transaction context.
+    /// How many lanes have been registered (the anonymous lane included).
+    var laneTotal: Int { Int(ferrite_atomic_load_u64(laneCount)) }
+
     func makeLane() -> CommitLane {
         let lane = CommitLane()
         register(lane)

@@ -41,18 +41,28 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
     private let extent: Int
 
     /// Per-thread state: the lines flushed since the thread's last fence, and a record buffer.
-    final class ThreadState {
+    final class ThreadState: PooledThreadValue {
         @exclusivity(unchecked) var lines = ScratchBuffer<UInt64>()
         @exclusivity(unchecked) var record: UnsafeMutableRawPointer
         /// While set, fences append their records without waiting for the disk
         /// (``StorageMedium/deferringDurability(_:)``).
         @exclusivity(unchecked) var deferring = false
-        init(size: Int) { record = .allocate(byteCount: size, alignment: 64) }
+        init(size: Int, pool: ThreadValuePool) {
+            record = .allocate(byteCount: size, alignment: 64)
+            super.init(pool: pool)
+        }
+        /// A thread that exited between a flush and its fence, or while deferring, leaves its
+        /// state to nobody.
+        override var isReusable: Bool { lines.isEmpty && !deferring }
         deinit { lines.deallocate(); record.deallocate() }
     }
-    private var key = pthread_key_t()
-    private let threadsLock = Lock()
-    private var threads: [ThreadState] = []
+    /// The calling thread's state, retained (see ``PooledThreadValue``).
+    private let key = ThreadValueKeys.take()
+    /// States of exited threads, for the next threads.
+    let threadStates = ThreadValuePool()
+    /// Whether `key` went back to ``ThreadValueKeys`` (at close: a closed medium may outlive its
+    /// heap for a while, held by a thread's leftover context, and must not hold a key meanwhile).
+    @exclusivity(unchecked) private var keyReturned = false
 
     /// Pages changed by records since the last checkpoint, guarded by the log's lock (marked
     /// while a record is built): a bitmap, and the list of the set bits.
@@ -85,22 +95,19 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
         let pages = (extent + Self.pageSize - 1) / Self.pageSize
         dirtyBits = .allocate(capacity: (pages + 63) / 64)
         dirtyBits.initialize(repeating: 0, count: (pages + 63) / 64)
-        pthread_key_create(&key, nil)
     }
 
     deinit {
-        pthread_key_delete(key)
+        returnKey()
         dirtyBits.deallocate()
     }
 
     var description: String { sync == .full ? "write-ahead log + fdatasync (group commit)" : "write-ahead log, synced every 10 ms" }
 
+    @inline(__always)
     private func threadState() -> ThreadState {
-        if let existing = pthread_getspecific(key) { return Unmanaged<ThreadState>.fromOpaque(existing).takeUnretainedValue() }
-        let state = ThreadState(size: log.maximumRecordSize)
-        threadsLock.withLock { threads.append(state) }
-        pthread_setspecific(key, Unmanaged.passUnretained(state).toOpaque())
-        return state
+        if let existing = ThreadValueKeys.value(key, of: threadStates, as: ThreadState.self) { return existing }
+        return ThreadValueKeys.attach(key, from: threadStates) { ThreadState(size: log.maximumRecordSize, pool: threadStates) }
     }
 
     /// Marks the page of a durable-view offset changed since the last checkpoint. Log locked.
@@ -335,5 +342,16 @@ final class StorageMedium: PersistenceMedium, @unchecked Sendable {
             // Everything committed is in the log already: the next open replays it.
             FileHandle.standardError.write(Data("Ferrite: the closing checkpoint failed (\(error)); the next open recovers from the log.\n".utf8))
         }
+        log.close()
+        returnKey()
+    }
+
+    /// States of threads still alive are dropped when they exit (or when the key's next owner
+    /// finds them); the key goes to the next owner.
+    private func returnKey() {
+        guard !keyReturned else { return }
+        keyReturned = true
+        threadStates.close()
+        ThreadValueKeys.giveBack(key)
     }
 }

@@ -18,7 +18,7 @@ import FerriteMedium
 ///    write-back to finish.) Another thread that needs the watermark to pass an idle thread's
 ///    transaction writes its lines back itself from the log (``PersistDomain``).
 /// An abort restores the written words from DRAM; nothing reaches the medium.
-final class TransactionContext {
+final class TransactionContext: PooledThreadValue {
     /// Keeps this thread's hot fields off the cache lines of whatever is allocated before it.
     private let paddingBefore: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
     unowned(unsafe) let heap: Heap
@@ -106,7 +106,11 @@ final class TransactionContext {
         let laneIndex = heap.domain.laneIndex(of: lane)
         self.homeSlots = heap.domain.homeSlots(laneIndex: laneIndex)
         self.lastSlot = homeSlots.lowerBound + (laneIndex / 2 &* 7) % homeSlots.count - 1
+        super.init(pool: heap.contextPool)
     }
+
+    /// A thread that exited inside a transaction leaves its context to nobody.
+    override var isReusable: Bool { !isActive }
 
     deinit {
         lines.deallocate(); newBlocks.deallocate()

@@ -112,8 +112,20 @@ final class WriteAheadLog: @unchecked Sendable {
         batchWords.initialize(repeating: 0, count: 64)
     }
 
-    deinit {
+    /// Frees the ring once the log is no longer used (``close()``).
+    @exclusivity(unchecked) private var ringReleased = false
+
+    /// Stops the writer and frees the ring: nothing may append afterwards. (A thread that used
+    /// the closed heap may keep this object alive for a while; it then holds no large buffer.)
+    func close() {
+        stopWriter()
+        guard !ringReleased else { return }
+        ringReleased = true
         ring.deallocate()
+    }
+
+    deinit {
+        if !ringReleased { ring.deallocate() }
         UnsafeMutableRawPointer(syncedWord).deallocate()
         UnsafeMutableRawPointer(recordCountWord).deallocate()
         UnsafeMutableRawPointer(batchWords).deallocate()

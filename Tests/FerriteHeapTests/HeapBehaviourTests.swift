@@ -249,6 +249,114 @@ import Testing
         #expect(zip(ranges, ranges.dropFirst()).allSatisfy { $0.upperBound < $1.lowerBound })
     }
 
+    @Test(arguments: [Durability.memory, .storage])
+    func contextsOfExitedThreadsAreReusedAndOutliveTheirHeap(durability: Durability) throws {
+        let dir = TemporaryDirectory()
+        var options = smallPoolOptions(maximumSize: 4 << 20)
+        options.durability = durability
+        let heap = try Heap(path: dir.file("pool"), options: options)
+        let cell = try heap.transaction { () -> Cell in
+            let cell = try heap.allocate(Cell.self)
+            try heap.setRoot("cell", to: cell)
+            return cell
+        }
+        let lanesBefore = heap.domain.laneTotal
+        let storage = heap.domain.medium as? StorageMedium
+        #expect((storage != nil) == (durability == .storage))
+        let contextsMade = heap.contextPool.valuesMade, statesMade = storage?.threadStates.valuesMade ?? 0
+        // One thread after another, each one transaction and one allocation, then gone: the
+        // next thread takes the exited one's context (and lane, and allocator cache).
+        // Without reuse each thread's allocator cache would keep a chunk: the pool fills up.
+        let threads = 300
+        var failure: String?
+        for i in 0..<threads where failure == nil {
+            onNewThread {
+                do {
+                    try heap.transaction {
+                        cell.a += 1
+                        let other = try heap.allocate(Cell.self)
+                        other.a = i
+                        try heap.free(other)
+                    }
+                } catch {
+                    failure = "thread \(i): \(error)"
+                }
+            }
+        }
+        #expect(failure == nil)
+        #expect(cell.a == threads)
+        #expect(heap.domain.laneTotal <= lanesBefore + 1)
+        // Contexts, and in storage mode the medium's thread states: a few, not one per thread.
+        #expect(heap.contextPool.valuesMade - contextsMade <= 2)
+        #expect((storage?.threadStates.valuesMade ?? 0) - statesMade <= 2)
+        #expect(heap.verify().isValid)
+
+        // A thread that outlives the heap keeps its context until it exits; a heap opened next
+        // may take the same key: the thread's stale context is recognised and replaced.
+        let start = DispatchSemaphore(value: 0), closed = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+        let path = dir.file("pool")
+        nonisolated(unsafe) var reopened: Int?
+        nonisolated(unsafe) let shared = cell
+        let lingering = Thread {
+            try! heap.transaction { shared.a += 1 }
+            start.signal()
+            closed.wait()
+            let again = try! Heap(path: path)
+            try! again.register(Cell.self)
+            reopened = try! again.transaction { () -> Int in
+                let cell = try again.root("cell", as: Cell.self)!
+                cell.a += 1
+                return cell.a
+            }
+            again.close()
+            done.signal()
+        }
+        lingering.start()
+        start.wait()
+        heap.close()
+        closed.signal()
+        done.wait()
+        #expect(reopened == threads + 2)
+    }
+
+    @Test func aThreadsValueGoesToTheNextThreadAndAClosedOwnersValueIsReleased() throws {
+        final class Value: PooledThreadValue {}
+        let first = ThreadValuePool(), second = ThreadValuePool()
+        let key = ThreadValueKeys.take()
+        weak var exited: Value?, stale: Value?
+        // A thread's value goes back to its pool when the thread exits, and to the next thread.
+        onNewThread {
+            let value = ThreadValueKeys.attach(key, from: first) { Value(pool: first) }
+            exited = value
+            #expect(ThreadValueKeys.value(key, of: first, as: Value.self) === value)
+            #expect(ThreadValueKeys.value(key, of: second, as: Value.self) == nil)
+        }
+        #expect(exited != nil)
+        onNewThread {
+            #expect(ThreadValueKeys.value(key, of: first, as: Value.self) == nil)
+            let value = ThreadValueKeys.attach(key, from: first) { Value(pool: first) }
+            #expect(value === exited)
+            // The owner closes while the thread lives; the key goes to another owner, whose
+            // value replaces the closed owner's in this thread's slot (and frees it).
+            first.close()
+            stale = value
+        }
+        // Closed: the exiting thread's value was dropped, not kept.
+        #expect(first.takeIdle() == nil)
+        #expect(stale == nil)
+        onNewThread {
+            let old = ThreadValueKeys.attach(key, from: first) { Value(pool: first) }
+            stale = old
+            first.close()
+            let new = ThreadValueKeys.attach(key, from: second) { Value(pool: second) }
+            #expect(new !== old)
+            #expect(ThreadValueKeys.value(key, of: second, as: Value.self) === new)
+        }
+        #expect(stale == nil)
+        #expect(first.valuesMade == 2 && second.valuesMade == 1)
+        ThreadValueKeys.giveBack(key)
+    }
+
     @Test func aTransactionTooLargeForItsLogChangesNothingAndTheHeapGoesOn() throws {
         let dir = TemporaryDirectory()
         let path = dir.file("pool")
@@ -361,4 +469,19 @@ import Testing
         #expect(report.isValid, "\(report)")
         #expect(report.liveBlocks == 1 + 2 * (1 + Table.slots))
     }
+}
+
+/// Runs `body` on a new POSIX thread and returns once the thread has exited (its thread-local
+/// destructors run).
+func onNewThread(_ body: @escaping () -> Void) {
+    final class Box { let body: () -> Void; init(_ body: @escaping () -> Void) { self.body = body } }
+    var thread = pthread_t()
+    let box = Unmanaged.passRetained(Box(body)).toOpaque()
+    let status = pthread_create(&thread, nil, { argument in
+        let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
+        box.body()
+        return nil
+    }, box)
+    precondition(status == 0)
+    pthread_join(thread, nil)
 }
