@@ -160,6 +160,7 @@ extension Heap {
     /// The object stored under root `name`, or nil if there is none.
     /// Registers `T` first if this thread has not yet (see ``register(_:)``).
     public func root<T: PersistentObject>(_ name: String, as type: T.Type) throws(HeapError) -> T? {
+        guard !isClosed else { throw .closed }
         _ = try ensureRegistered(T.self, context: context())  // first: registering may move the object
         guard let reference = try rootReference(name) else { return nil }
         return try object(at: reference, as: T.self)

@@ -122,7 +122,7 @@ public final class Heap: @unchecked Sendable {
     var reservedRoots: Set<Int> = []
     private let stripes: UnsafeMutablePointer<pthread_mutex_t>
     static let stripeCount = 1024
-    @exclusivity(unchecked) private var isClosed = false
+    @exclusivity(unchecked) private(set) var isClosed = false
     /// Tags the transaction locks this process takes (``TransactionLock``): random at every open,
     /// so that a lock word left in the pool by an earlier process counts as free.
     @usableFromInline let lockGeneration = UInt64(UInt32.random(in: 1 ... .max)) << 32
@@ -584,7 +584,7 @@ public final class Heap: @unchecked Sendable {
     }
 
     /// Whether the calling thread is inside a transaction on this heap.
-    public var inTransaction: Bool { context().isActive }
+    public var inTransaction: Bool { existingContext()?.isActive ?? false }
 
     /// The heap whose transaction the calling thread is running (the innermost one when
     /// transactions of several heaps nest), or nil outside any transaction. `@Persistent`
@@ -637,6 +637,7 @@ public final class Heap: @unchecked Sendable {
     /// afterwards a per-thread list answers without taking the shared types lock.
     /// Returns the type's id (computed once here: for generic types it hashes a built name).
     private func ensureRecorded(_ type: any PersistentObject.Type) throws(HeapError) -> UInt64 {
+        guard !isClosed else { throw .closed }
         let context = self.context()
         let id = type.persistentTypeID
         context.refreshTypeCaches(generation: registrationGeneration.load(ordering: .acquiring))
@@ -665,8 +666,7 @@ public final class Heap: @unchecked Sendable {
     /// Runs `action` on this thread once its current transaction on this heap has committed
     /// (outside any transaction), or now outside a transaction. Dropped if the transaction rolls back.
     public func afterCommit(_ action: @escaping () -> Void) {
-        let context = self.context()
-        if context.isActive { context.afterCommitActions.append(action) } else { action() }
+        if let context = existingContext(), context.isActive { context.afterCommitActions.append(action) } else { action() }
     }
 
     /// Dooms the calling thread's transaction on this heap: it rolls back when it ends, and the
@@ -674,8 +674,7 @@ public final class Heap: @unchecked Sendable {
     /// setters and initializers) when a write fails, say because the pool is full. Does nothing
     /// outside a transaction, or if the transaction is already doomed.
     public func failTransaction(_ error: HeapError) {
-        let context = self.context()
-        if context.isActive && context.failure == nil { context.failure = error }
+        if let context = existingContext(), context.isActive && context.failure == nil { context.failure = error }
     }
 
     /// Allocates `count` zeroed bytes (an untyped buffer) in the current transaction.
@@ -711,7 +710,7 @@ public final class Heap: @unchecked Sendable {
     public func handle(at reference: UInt64) throws(HeapError) -> ObjectHandle {
         let offset = Int(truncatingIfNeeded: reference)
         guard offset >= layout.heapOffset, offset + ObjectHeader.size <= mapping.mappedSize, offset % 16 == 0,
-              allocator.isAllocated(offset) || allocator.hugeRun(at: offset) != nil || context().newBlocks[reference] != nil else {
+              allocator.isAllocated(offset) || allocator.hugeRun(at: offset) != nil || existingContext()?.newBlocks[reference] != nil else {
             throw .invalidReference(reference)
         }
         return ObjectHandle(heap: self, reference: reference)
@@ -730,6 +729,7 @@ public final class Heap: @unchecked Sendable {
     /// - Throws: ``HeapError/typeMismatch(reference:expected:found:)`` if it is another type.
     /// Registers `T` first if this thread has not yet (see ``register(_:)``).
     public func object<T: PersistentObject>(at reference: UInt64, as type: T.Type) throws(HeapError) -> T {
+        guard !isClosed else { throw .closed }
         let id = try ensureRegistered(T.self, context: context())  // first: registering may move objects
         let handle = try self.handle(at: reference)
         guard handle.typeID == id else {

@@ -88,6 +88,16 @@ import Testing
         try heap.transaction { try heap.setRoot("c", to: try heap.allocate(Cell.self)) }
         heap.close()
         #expect(throws: HeapError.closed) { try heap.transaction {} }
+        // Also from a thread that never used the heap (it has no context, and gets none).
+        var errors: [HeapError?] = [], inTransaction = true, ran = false
+        onNewThread {
+            do { try heap.transaction {}; errors.append(nil) } catch { errors.append(error as? HeapError) }
+            do { _ = try heap.root("c", as: Cell.self); errors.append(nil) } catch { errors.append(error as? HeapError) }
+            inTransaction = heap.inTransaction
+            heap.afterCommit { ran = true }
+        }
+        #expect(errors == [.closed, .closed])
+        #expect(!inTransaction && ran)
         let again = try Heap(path: path)
         #expect(try again.rootReference("c") != nil)
     }
@@ -325,17 +335,18 @@ import Testing
         let key = ThreadValueKeys.take()
         weak var exited: Value?, stale: Value?
         // A thread's value goes back to its pool when the thread exits, and to the next thread.
+        var found: [Bool] = []
         onNewThread {
             let value = ThreadValueKeys.attach(key, from: first) { Value(pool: first) }
             exited = value
-            #expect(ThreadValueKeys.value(key, of: first, as: Value.self) === value)
-            #expect(ThreadValueKeys.value(key, of: second, as: Value.self) == nil)
+            found.append(ThreadValueKeys.value(key, of: first, as: Value.self) === value)
+            found.append(ThreadValueKeys.value(key, of: second, as: Value.self) == nil)
         }
         #expect(exited != nil)
         onNewThread {
-            #expect(ThreadValueKeys.value(key, of: first, as: Value.self) == nil)
+            found.append(ThreadValueKeys.value(key, of: first, as: Value.self) == nil)
             let value = ThreadValueKeys.attach(key, from: first) { Value(pool: first) }
-            #expect(value === exited)
+            found.append(value === exited)
             // The owner closes while the thread lives; the key goes to another owner, whose
             // value replaces the closed owner's in this thread's slot (and frees it).
             first.close()
@@ -349,9 +360,10 @@ import Testing
             stale = old
             first.close()
             let new = ThreadValueKeys.attach(key, from: second) { Value(pool: second) }
-            #expect(new !== old)
-            #expect(ThreadValueKeys.value(key, of: second, as: Value.self) === new)
+            found.append(new !== old)
+            found.append(ThreadValueKeys.value(key, of: second, as: Value.self) === new)
         }
+        #expect(found == Array(repeating: true, count: 6))
         #expect(stale == nil)
         #expect(first.valuesMade == 2 && second.valuesMade == 1)
         ThreadValueKeys.giveBack(key)
