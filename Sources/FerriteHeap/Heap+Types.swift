@@ -18,6 +18,7 @@ extension Heap {
     ///
     /// - Throws: ``HeapError/typeIDCollision(id:existing:new:)`` if another type name has the same id.
     public func register(_ type: any PersistentObject.Type) throws(HeapError) {
+        guard !isClosed else { throw .closed }
         registrationLock.lock()
         defer { registrationLock.unlock() }
         var added: [any PersistentObject.Type] = []
@@ -152,6 +153,7 @@ extension Heap {
 
     /// The reference stored under root `name`, or nil.
     public func rootReference(_ name: String) throws(HeapError) -> UInt64? {
+        guard !isClosed else { throw .closed }
         guard let index = findRoot(try checkedRootName(name)) else { return nil }
         let reference = rootEntry(index).load(as: UInt64.self)
         return reference == 0 ? nil : reference
@@ -168,7 +170,8 @@ extension Heap {
 
     /// The names of all roots.
     public var rootNames: [String] {
-        (0..<PoolLayout.rootCapacity).compactMap { index in
+        guard !isClosed else { return [] }
+        return (0..<PoolLayout.rootCapacity).compactMap { index in
             let name = rootName(index)
             return name.isEmpty ? nil : String(decoding: name, as: UTF8.self)
         }

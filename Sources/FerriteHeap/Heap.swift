@@ -443,7 +443,11 @@ public final class Heap: @unchecked Sendable {
     }
 
     /// Closes the heap: unmaps the pool and releases its lock. Proxies of this heap must not be
-    /// used afterwards. No transaction may be running. Called automatically on deinit.
+    /// used afterwards (their fields are unmapped); the heap itself answers on any thread:
+    /// transactions, allocations, frees, roots, ``handle(at:)``, ``object(at:as:)`` and
+    /// ``register(_:)`` throw ``HeapError/closed``, ``inTransaction`` is false and ``rootNames``
+    /// empty. No transaction may be running. Threads that used the heap release what they kept
+    /// of it when they exit. Called automatically on deinit.
     public func close() {
         guard !isClosed else { return }
         isClosed = true
@@ -708,6 +712,7 @@ public final class Heap: @unchecked Sendable {
 
     /// Checks that `reference` is the start of a live block and returns its handle.
     public func handle(at reference: UInt64) throws(HeapError) -> ObjectHandle {
+        guard !isClosed else { throw .closed }
         let offset = Int(truncatingIfNeeded: reference)
         guard offset >= layout.heapOffset, offset + ObjectHeader.size <= mapping.mappedSize, offset % 16 == 0,
               allocator.isAllocated(offset) || allocator.hugeRun(at: offset) != nil || existingContext()?.newBlocks[reference] != nil else {

@@ -89,15 +89,19 @@ import Testing
         heap.close()
         #expect(throws: HeapError.closed) { try heap.transaction {} }
         // Also from a thread that never used the heap (it has no context, and gets none).
-        var errors: [HeapError?] = [], inTransaction = true, ran = false
+        var errors: [HeapError?] = [], inTransaction = true, ran = false, names = ["?"]
         onNewThread {
             do { try heap.transaction {}; errors.append(nil) } catch { errors.append(error as? HeapError) }
             do { _ = try heap.root("c", as: Cell.self); errors.append(nil) } catch { errors.append(error as? HeapError) }
+            do { _ = try heap.rootReference("c"); errors.append(nil) } catch { errors.append(error as? HeapError) }
+            do { _ = try heap.handle(at: 4096); errors.append(nil) } catch { errors.append(error as? HeapError) }
+            do { try heap.register(Cell.self); errors.append(nil) } catch { errors.append(error as? HeapError) }
+            names = heap.rootNames
             inTransaction = heap.inTransaction
             heap.afterCommit { ran = true }
         }
-        #expect(errors == [.closed, .closed])
-        #expect(!inTransaction && ran)
+        #expect(errors == Array(repeating: .closed, count: 5))
+        #expect(!inTransaction && ran && names.isEmpty)
         let again = try Heap(path: path)
         #expect(try again.rootReference("c") != nil)
     }
