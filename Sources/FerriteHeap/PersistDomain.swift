@@ -142,10 +142,10 @@ final class PersistDomain: @unchecked Sendable {
     /// The watermark known to be durable in the header.
     var durableWatermark: UInt64 { ferrite_atomic_load_u64(durableWord) }
 
-    /// A new lane for a thread's transaction context.
     /// How many lanes have been registered (the anonymous lane included).
     var laneTotal: Int { Int(ferrite_atomic_load_u64(laneCount)) }
 
+    /// A new lane for a thread's transaction context.
     func makeLane() -> CommitLane {
         let lane = CommitLane()
         register(lane)

@@ -15,7 +15,12 @@ import FerriteMedium
         init(threads: Int) { lock.withLock { $0 = Array(repeating: Thread(), count: threads) } }
     }
 
-    struct Outcome: Sendable { var images = 0; var failures: [String] = [] }
+    struct Outcome: Sendable {
+        var images = 0
+        var failures: [String] = []
+        /// Transaction contexts the heap made (threads that exited hand theirs on).
+        var contextsMade = 0
+    }
 
     /// Opens a crash image, recovers it and checks it against what each thread committed.
     static func check(image: [UInt8], threads: [Progress.Thread]) -> String? {
@@ -54,7 +59,8 @@ import FerriteMedium
 
     /// Runs `transactions` randomized transactions on each of `threads` threads against an
     /// in-memory pool on a simulated medium, checking crash images at every fence.
-    static func run(seed: UInt64, threads: Int, transactions: Int, randomImagesPerFence: Int, processCrashes: Bool = false) throws -> Outcome {
+    static func run(seed: UInt64, threads: Int, transactions: Int, randomImagesPerFence: Int, processCrashes: Bool = false,
+                    threadPerTransaction: Bool = false) throws -> Outcome {
         let (heap, medium) = try makeSimulatedHeap()
         defer { heap.close() }
         let workers = try Workers(heap: heap, threads: threads)
@@ -85,14 +91,15 @@ import FerriteMedium
                 }
             }
         }
-        let diverged = workers.run(seed: seed, transactions: transactions) { rng in
+        let diverged = workers.run(seed: seed, transactions: transactions, threadPerTransaction: threadPerTransaction) { rng in
             // Sometimes pause after a commit without fencing again, so that the other thread
             // changes what this one committed while this one's slot is not yet durably idle.
             if threads > 1 && Int.random(in: 0..<3, using: &rng) == 0 { usleep(500) }
         }
         medium.onFence = nil
         medium.onFlush = nil
-        return outcome.withLock { $0.failures += diverged; return $0 }
+        let contextsMade = heap.contextPool.valuesMade
+        return outcome.withLock { $0.failures += diverged; $0.contextsMade = contextsMade; return $0 }
     }
 
     /// Threads running randomized transactions, each on a table of its own (root `t<index>`), all
@@ -120,8 +127,11 @@ import FerriteMedium
         /// `deferred`, transactions commit without waiting for the disk
         /// (``Heap/deferringDurability(_:)``) and count as acknowledged once
         /// ``Heap/waitUntilDurable(_:)`` returns for the commit point taken after them: a server's
-        /// early lock release.
-        func run(seed: UInt64, transactions: Int, deferred: Bool = false, afterEach: @escaping @Sendable (inout SeededGenerator) -> Void) -> [String] {
+        /// early lock release. With `threadPerTransaction`, each transaction runs on a thread of
+        /// its own that exits after it: the next one takes over the exited thread's context (its
+        /// lane, with its applied commits not yet written back, and its allocator cache).
+        func run(seed: UInt64, transactions: Int, deferred: Bool = false, threadPerTransaction: Bool = false,
+                 afterEach: @escaping @Sendable (inout SeededGenerator) -> Void) -> [String] {
             let threads = tables.count
             DispatchQueue.concurrentPerform(iterations: threads) { index in
                 let table = try! heap.object(at: tables[index], as: Table.self)
@@ -131,13 +141,16 @@ import FerriteMedium
                 for _ in 0..<transactions {
                     let planned = Workload.plan(from: model, rng: &rng)
                     progress.lock.withLock { $0[index].pending = planned.aborts ? nil : planned.result }
-                    let committed: Bool
-                    if deferred {
-                        committed = try! heap.deferringDurability { try Workload.run(planned, on: table, heap: heap, shared: sharedCell) }
-                        heap.waitUntilDurable(heap.commitPoint)
-                    } else {
-                        committed = try! Workload.run(planned, on: table, heap: heap, shared: sharedCell)
+                    var committed = false
+                    let transact = {
+                        if deferred {
+                            committed = try! heap.deferringDurability { try Workload.run(planned, on: table, heap: heap, shared: sharedCell) }
+                            heap.waitUntilDurable(heap.commitPoint)
+                        } else {
+                            committed = try! Workload.run(planned, on: table, heap: heap, shared: sharedCell)
+                        }
                     }
+                    if threadPerTransaction { onNewThread(transact) } else { transact() }
                     precondition(committed == !planned.aborts)
                     model = planned.result
                     progress.lock.withLock {
@@ -218,6 +231,18 @@ import FerriteMedium
         #expect(result.failures.isEmpty, "\(result.failures)")
         #expect(result.images >= 200)
         print("crash images taken during recovery: \(result.images)")
+    }
+
+    @Test("crash images taken while every transaction runs on a thread that then exits (its context passes to the next thread) recover every committed transaction",
+          arguments: [5, 6] as [UInt64])
+    func threadPerTransactionCrashImages(seed: UInt64) throws {
+        let outcome = try Self.run(seed: seed, threads: 2, transactions: 120, randomImagesPerFence: 2, threadPerTransaction: true)
+        print("crash images checked (seed \(seed), a thread per transaction): \(outcome.images)")
+        #expect(outcome.images > 500)
+        #expect(outcome.failures.isEmpty, "\(outcome.failures)")
+        // 240 transactions on 240 threads, at most two at once; plus the thread that set up and
+        // the two worker threads (they look the tables up): at most 5 contexts, not 240.
+        #expect(outcome.contextsMade <= 5)
     }
 
     @Test("crash images taken while two threads transact recover every thread's committed state",
