@@ -39,7 +39,7 @@ let package = Package(
         .executableTarget(
             name: "ferrite-bench",
             dependencies: [
-                .product(name: "FerriteObjects", package: "Ferrite"), .product(name: "FerriteBank", package: "Ferrite"), "PeerStores",
+                .product(name: "FerriteObjects", package: "Ferrite"), .product(name: "FerriteBank", package: "Ferrite"), "PeerStores", "BenchmarkSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FerriteBank
+import BenchmarkSupport
 import Foundation
 import Histogram
 import Synchronization
@@ -40,7 +41,7 @@ func emit(_ line: String) {
 func runBank(_ store: any BankStore, scale: Int, threads: Int, seed: UInt64, count: Counter, until: @escaping @Sendable () -> Bool) throws -> Histogram<UInt64> {
     let failure = Mutex<(any Error)?>(nil)
     let merged = Mutex(Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three))
-    DispatchQueue.concurrentPerform(iterations: threads) { thread in
+    runOnThreads(threads) { thread in
         var rng = SeededRandom(seed: seed &+ UInt64(thread) &* 0x9E37_79B9)
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
         while !until() && failure.withLock({ $0 == nil }) {

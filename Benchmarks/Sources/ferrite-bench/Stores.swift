@@ -173,7 +173,15 @@ final class FerriteStore: YCSBStore, @unchecked Sendable {
         return pool + (stat(Heap.logPath(forPool: path), &log) == 0 ? Int(log.st_blocks) * 512 : 0)
     }
 
-    func close() { heap.close() }
+    func close() {
+        if let stats = heap.storageStatistics {
+            // How well group commit batched: load and run together.
+            let perSync = Double(stats.logRecords) / Double(max(stats.logSyncs, 1))
+            FileHandle.standardError.write(Data(("\(path): \(stats.logRecords) log records in \(stats.logSyncs) syncs "
+                + "(\(String(format: "%.1f", perSync)) per sync), \(stats.checkpoints) checkpoints\n").utf8))
+        }
+        heap.close()
+    }
 }
 
 // MARK: - SQLite

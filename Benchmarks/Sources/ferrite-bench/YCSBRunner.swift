@@ -1,3 +1,4 @@
+import BenchmarkSupport
 import Foundation
 import Histogram
 import Synchronization
@@ -122,7 +123,7 @@ struct YCSBRunner {
         let batches = stride(from: 0, to: records, by: loadBatch).map { $0 }
         let nextBatch = Atomic(0)
         let failure = Mutex<(any Error)?>(nil)
-        DispatchQueue.concurrentPerform(iterations: threads) { _ in
+        runOnThreads(threads) { _ in
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: recordBytes * loadBatch, alignment: 8)
             defer { buffer.deallocate() }
             while failure.withLock({ $0 == nil }) {
@@ -153,7 +154,7 @@ struct YCSBRunner {
         let latestTemplate = workload.distribution == .latest ? LatestGenerator(records: UInt64(records)) : nil
         let mix = workload.mix
         let runStart = Date()
-        DispatchQueue.concurrentPerform(iterations: threads) { thread in
+        runOnThreads(threads) { thread in
             var rng = SeededRandom(seed: seed &+ UInt64(thread) &* 0x9E37_79B9)
             var latest = latestTemplate
             let operationKinds = Workload.Operation.allCases

@@ -222,7 +222,7 @@ func runOps() throws {
         for i in 0..<perThread { try heap.transaction { one.a = i } }
         single.append(Double(perThread) / (Double(nanoseconds() - start) / 1e9))
         start = nanoseconds()
-        DispatchQueue.concurrentPerform(iterations: 2) { t in
+        runOnThreads(2) { t in
             let mine = try! heap.object(at: records[t], as: Record.self)
             for i in 0..<perThread { try! heap.transaction { mine.a = i } }
         }
@@ -367,7 +367,7 @@ do {
         let records = try heap.transaction { try (0..<2).map { _ in try heap.allocate(Record.self).reference } }
         let n = option("--updates", 1_000_000)
         let start = nanoseconds()
-        DispatchQueue.concurrentPerform(iterations: 2) { t in
+        runOnThreads(2) { t in
             let mine = try! heap.object(at: records[t], as: Record.self)
             for i in 0..<n { try! heap.transaction { mine.a = i } }
         }
